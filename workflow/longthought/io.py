@@ -1,0 +1,120 @@
+"""Atomic, validated table I/O.
+
+Every table crossing a rule boundary goes through `write_table` / `read_table`, which validate it
+against its pandera schema. Writes go to a temporary file in the same directory and are renamed
+into place, so a killed job never leaves a half-written output that Snakemake would trust.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pandera.errors
+
+from longthought.schemas import ALL
+
+
+class TableError(ValueError):
+    """A table failed its schema: the message names the file, the rows and the columns."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def validate(df: pd.DataFrame, schema_name: str, source: str) -> pd.DataFrame:
+    """Validate `df` against schema `schema_name`; raise TableError naming `source`, rows, columns."""
+    schema = ALL[schema_name]
+    try:
+        return schema.validate(df, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        lines = []
+        for _, case in cases.head(10).iterrows():
+            row = case.get("index")
+            where = f"row {int(row)}" if pd.notna(row) else "table"
+            lines.append(f"  {where}, column {case.get('column')!r}: {case.get('check')} "
+                         f"(got {case.get('failure_case')!r})")
+        more = f"\n  ... and {len(cases) - 10} more" if len(cases) > 10 else ""
+        raise TableError(
+            f"{source}: does not match the '{schema_name}' schema:\n" + "\n".join(lines) + more
+        ) from None
+    except pandera.errors.SchemaError as exc:  # non-lazy errors such as a missing column
+        raise TableError(f"{source}: does not match the '{schema_name}' schema: {exc}") from None
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str], schema_name: str) -> pd.DataFrame:
+    """Validate and atomically write a parquet table; returns the validated (coerced) frame."""
+    df = validate(df.reset_index(drop=True), schema_name, f"writing {path}")
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return df
+
+
+def read_table(path: str | os.PathLike[str], schema_name: str) -> pd.DataFrame:
+    """Read a parquet table and validate it; a malformed file fails naming file, row, column."""
+    try:
+        df = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # corrupt file: say which
+        raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
+    return validate(df, schema_name, str(path))
+
+
+def read_tables(paths: list[str], schema_name: str) -> pd.DataFrame:
+    """Read and concatenate several tables of one schema (empty frame with columns if none)."""
+    frames = [read_table(p, schema_name) for p in paths]
+    if not frames:
+        return ALL[schema_name].validate(
+            pd.DataFrame({c: pd.Series(dtype="object") for c in ALL[schema_name].columns})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a JSON-lines file; a malformed line fails naming the file and line number."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise TableError(f"{path}: line {lineno} is not valid JSON: {exc}") from None
+    return rows
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
