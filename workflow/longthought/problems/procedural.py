@@ -44,7 +44,7 @@ class Solution:
 
     def reference(self) -> str:
         """A terse human-style solution, like a textbook's, for the rewrite task to expand."""
-        return " ".join(s.render() for s in self.steps[-2:]) + f" The answer is ${self.answer}$."
+        return f"{self.steps[-1].render()} The answer is ${self.answer}$."
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,8 @@ def solve_multiplication(a: int, b: int) -> Solution:
                               str(p), str(p + d)))
             digits.append(p % 10)
             carry = p // 10
+        if carry:
+            steps.append(Step("final carry: write {v}.", str(carry)))
         partial = a * d * 10**j
         partials.append(partial)
         shift = f" shifted {j} place{'s' if j > 1 else ''}" if j else ""
@@ -133,7 +135,7 @@ def solve_multiplication(a: int, b: int) -> Solution:
     if len(partials) > 1:
         steps.append(Step(f"Add the partial products: {' + '.join(map(str, partials))} = {{v}}.",
                           str(total), str(total + 10)))
-    steps.append(Step(f"So {a} x {b} = {{v}}.", str(total), str(total + 10)))
+        steps.append(Step(f"So {a} x {b} = {{v}}.", str(total), str(total + 10)))
     return Solution("multiplication", str(total), steps,
                     f"Check: {total} / {b} = {a}, so the product is right.")
 
