@@ -51,7 +51,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def validate(df: pd.DataFrame, schema_name: str, source: str) -> pd.DataFrame:
-    """Validate `df` against schema `schema_name`; raise TableError naming `source`, rows, columns."""
+    """Validate `df` against `schema_name`; raise TableError naming `source`, rows, columns."""
     schema = ALL[schema_name]
     try:
         return schema.validate(df, lazy=True)

@@ -21,11 +21,13 @@ _float0 = Column(float, Check.ge(0))
 _opt_float = Column(float, nullable=True)
 
 
-def _schema(name: str, columns: dict[str, Column], unique: list[str] | None = None) -> DataFrameSchema:
+def _schema(
+    name: str, columns: dict[str, Column], unique: list[str] | None = None
+) -> DataFrameSchema:
     return DataFrameSchema(columns, name=name, strict=True, coerce=True, unique=unique)
 
 
-# problems/{pool}.parquet and benchmarks/{bench}.parquet share one shape: a problem with a gold answer.
+# problems/{pool}.parquet and benchmarks/{bench}.parquet share one shape: a problem + gold answer.
 PROBLEMS = _schema(
     "problems",
     {

@@ -1,9 +1,66 @@
-"""`longthought` verbs of this subpackage."""
+"""`longthought problems` and `longthought benchmark`: build problem tables from config."""
 
 from __future__ import annotations
 
 import argparse
+import json
+
+import pandas as pd
+
+from longthought import io
+from longthought.cli import spec_arg
+from longthought.problems import procedural
+
+
+def check_split(df: pd.DataFrame, split: str, name: str) -> None:
+    """Procedural rows must all belong to `split`: train pools and held-out sets never overlap."""
+    for row in df.itertuples():
+        meta = json.loads(row.meta) if isinstance(row.meta, str) else {}
+        family, key = meta.get("family"), meta.get("key")
+        if family and key is not None and procedural.split_of(family, tuple(key)) != split:
+            raise ValueError(f"{name}: problem {row.problem_id} belongs to split "
+                             f"{procedural.split_of(family, tuple(key))!r}, not {split!r}")
+
+
+def build_pool(name: str, spec: dict, out: str, rejected: str) -> tuple[int, int]:
+    """Load a training pool, apply the paper's pool filters, write kept and rejected rows."""
+    from longthought.problems.filters import apply_pool_filters
+    from longthought.problems.loaders import load_problems
+
+    df = load_problems(spec)
+    if spec.get("source") == "procedural":
+        check_split(df, spec.get("split", "train"), f"pools.{name}")
+    kept, dropped = apply_pool_filters(df, spec.get("filters") or {})
+    io.write_table(kept, out, "problems")
+    with io.atomic_path(rejected) as tmp:
+        dropped.to_parquet(tmp, index=False)
+    print(f"pool {name}: {len(df)} loaded, {len(kept)} kept, {len(dropped)} removed by filters")
+    return len(kept), len(dropped)
+
+
+def build_benchmark(name: str, spec: dict, out: str) -> int:
+    """Load an evaluation set into the problems table (no filters: benchmarks are taken whole)."""
+    from longthought.problems.loaders import load_problems
+
+    df = load_problems(spec)
+    if spec.get("source") == "procedural":
+        check_split(df, spec.get("split", "heldout"), f"benchmarks.{name}")
+    io.write_table(df, out, "problems")
+    print(f"benchmark {name}: {len(df)} problems")
+    return len(df)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this subpackage's verbs to the `longthought` parser."""
+    """Add `problems` and `benchmark`."""
+    p = sub.add_parser("problems", help="build a training problem pool (filters applied)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--spec", type=spec_arg, required=True, help="pools.<name> as JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rejected", required=True)
+    p.set_defaults(func=lambda a: build_pool(a.name, a.spec, a.out, a.rejected) and 0)
+
+    b = sub.add_parser("benchmark", help="build an evaluation set")
+    b.add_argument("--name", required=True)
+    b.add_argument("--spec", type=spec_arg, required=True, help="benchmarks.<name> as JSON")
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=lambda a: build_benchmark(a.name, a.spec, a.out) and 0)

@@ -91,12 +91,12 @@ def solve_addition(a: int, b: int) -> Solution:
         s = x + y + carry
         place = places[i] if i < len(places) else f"digit {i + 1}"
         plus_carry = f" + {carry}" if carry else ""
-        steps.append(Step(f"{place}: {x} + {y}{plus_carry} = {{v}}, write {s % 10} carry {s // 10}.",
-                          str(s), str(s + 1)))
+        text = f"{place}: {x} + {y}{plus_carry} = {{v}}, write {s % 10} carry {s // 10}."
+        steps.append(Step(text, str(s), str(s + 1)))
         out.append(s % 10)
         carry = s // 10
     if carry:
-        steps.append(Step(f"final carry: write {{v}}.", str(carry)))
+        steps.append(Step("final carry: write {v}.", str(carry)))
     total = a + b
     steps.append(Step(f"So {a} + {b} = {{v}}.", str(total), str(total + 10)))
     return Solution("addition", str(total), steps, f"Check: {total} - {b} = {total - b}, "
@@ -155,7 +155,8 @@ def solve_linear(a: int, b: int, c: int) -> Solution:
     rhs = c - b
     x = rhs // a
     if b >= 0:
-        move = Step(f"Subtract {b} from both sides: {a}x = {c} - {b} = {{v}}.", str(rhs), str(rhs + 1))
+        move = Step(f"Subtract {b} from both sides: {a}x = {c} - {b} = {{v}}.",
+                    str(rhs), str(rhs + 1))
     else:
         move = Step(f"Add {-b} to both sides: {a}x = {c} + {-b} = {{v}}.", str(rhs), str(rhs - 1))
     steps = [move, Step(f"Divide both sides by {a}: x = {rhs} / {a} = {{v}}.", str(x), str(x + 1))]

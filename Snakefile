@@ -1,0 +1,44 @@
+# longthought: distill long-thought reasoning from a teacher API into an open student, and measure
+# what it bought. Entry point: load + validate config, include the stages, target `all`.
+# Run:  snakemake --cores 2            (laptop, embedded default)
+#       snakemake --profile slurm      (cluster; see slurm/config.yaml and the README)
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/problems.smk"
+include: "rules/traces.smk"
+include: "rules/curate.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/generalization.smk"
+include: "rules/report.smk"
+
+
+# API calls and aggregation run where the workflow runs (login node on a cluster): compute nodes
+# often have no internet, and these jobs are too small to be worth a queue wait.
+localrules:
+    all,
+    problems,
+    benchmark,
+    traces,
+    init_student,
+    generate_api,
+    generalize_api,
+    tti_self,
+    report,
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

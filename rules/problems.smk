@@ -1,0 +1,34 @@
+# Problem pools (training) and benchmark sets (evaluation): both are `problems` tables.
+
+
+rule problems:
+    output:
+        table="results/problems/{pool}.parquet",
+        rejected="results/problems/{pool}.rejected.parquet",
+    params:
+        spec=lambda w: as_json(config["pools"][w.pool]),
+    log:
+        "results/logs/problems/{pool}.log",
+    benchmark:
+        "results/logs/problems/{pool}.tsv"
+    conda:
+        "../envs/longthought.yaml"
+    shell:
+        "longthought problems --name {wildcards.pool} --spec {params.spec:q}"
+        " --out {output.table} --rejected {output.rejected} > {log} 2>&1"
+
+
+rule benchmark:
+    output:
+        "results/benchmarks/{bench}.parquet",
+    params:
+        spec=lambda w: as_json(config["benchmarks"][w.bench]),
+    log:
+        "results/logs/benchmark/{bench}.log",
+    benchmark:
+        "results/logs/benchmark/{bench}.tsv"
+    conda:
+        "../envs/longthought.yaml"
+    shell:
+        "longthought benchmark --name {wildcards.bench} --spec {params.spec:q}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,69 @@
+# Aggregate everything into results/results.duckdb and write the report; score this run's
+# transparency with the paper's Technical Transparency Index.
+
+
+def generation_outputs():
+    ev = config["evaluation"]
+    return [f"results/generations/{m}/{b}.parquet" for m in ev["models"] for b in ev["benchmarks"]]
+
+
+def funnel_outputs():
+    return [f"results/datasets/{d}.funnel.parquet" for d in config["datasets"]]
+
+
+def student_outputs():
+    return [f"results/models/{s}" for s in config["students"]]
+
+
+def trace_outputs():
+    return [f"results/traces/{t}.parquet" for t in config["tasks"]]
+
+
+rule tti_self:
+    input:
+        traces=trace_outputs(),
+        funnels=funnel_outputs(),
+        models=student_outputs(),
+        generations=generation_outputs(),
+    output:
+        "results/tti/longthought.yaml",
+    params:
+        spec=as_json(config.get("tti") or {}),
+    log:
+        "results/logs/tti_self.log",
+    conda:
+        "../envs/longthought.yaml"
+    shell:
+        "longthought tti self --spec {params.spec:q} --results-dir results"
+        " --config config/config.yaml --out {output} > {log} 2>&1"
+
+
+rule report:
+    input:
+        generations=generation_outputs(),
+        funnels=funnel_outputs(),
+        models=student_outputs(),
+        generalization=generalization_outputs(),
+        tti_self="results/tti/longthought.yaml",
+        tti_cards=sorted(glob.glob("config/tti/projects/*.yaml")),
+        rubric="config/tti/rubric.yaml",
+    output:
+        db="results/results.duckdb",
+        summary="results/report/summary.md",
+    params:
+        spec=as_json(
+            {
+                "k": config["evaluation"].get("k", [1]),
+                "report": config.get("report") or {},
+                "pair": (config.get("generalization") or {}).get("models", []),
+            }
+        ),
+    log:
+        "results/logs/report.log",
+    conda:
+        "../envs/longthought.yaml"
+    shell:
+        "longthought report --spec {params.spec:q} --db {output.db} --summary {output.summary}"
+        " --generations {input.generations} --funnels {input.funnels} --models {input.models}"
+        " --generalization {input.generalization} --tti-cards {input.tti_self} {input.tti_cards}"
+        " --rubric {input.rubric} > {log} 2>&1"

@@ -1,0 +1,30 @@
+"""`longthought report`."""
+
+from __future__ import annotations
+
+import argparse
+
+from longthought.cli import spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `report`."""
+    p = sub.add_parser("report", help="aggregate a run into DuckDB and write the report")
+    p.add_argument("--spec", type=spec_arg, default={})
+    p.add_argument("--db", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--generations", nargs="*", default=[])
+    p.add_argument("--funnels", nargs="*", default=[])
+    p.add_argument("--models", nargs="*", default=[])
+    p.add_argument("--generalization", nargs="*", default=[])
+    p.add_argument("--tti-cards", nargs="*", default=[])
+    p.add_argument("--rubric", default="config/tti/rubric.yaml")
+    p.set_defaults(func=_run)
+
+
+def _run(a: argparse.Namespace) -> int:
+    from longthought.results.build import build_report
+
+    build_report(a.spec, a.db, a.summary, a.generations, a.funnels, a.models,
+                 a.generalization, a.tti_cards, a.rubric)
+    return 0
