@@ -5,12 +5,17 @@
 
 from snakemake.utils import min_version, validate
 
+from longthought.configcheck import check_config
+
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
 
 
+# Our check first: it names each offending key by its full path (pools.arith.colour);
+# then Snakemake's own validate, which also fills schema defaults.
+check_config(config, workflow.source_path("config/schema.yaml"))
 validate(config, "config/schema.yaml")
 
 

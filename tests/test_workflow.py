@@ -20,6 +20,7 @@ SMALL = REPO / "tests" / "configs" / "small.yaml"
 
 
 def _copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ["Snakefile", "rules", "config", "envs"]:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
@@ -139,7 +140,6 @@ BAD_CONFIGS = [
 @pytest.mark.parametrize("overlay,needle", BAD_CONFIGS)
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, overlay, needle):
     workdir = _copy_workflow(tmp_path / "wf")
-    workdir.mkdir(exist_ok=True)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(overlay))
     proc = _snakemake(workdir, "--configfile", str(SMALL), str(bad), check=False)
