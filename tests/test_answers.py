@@ -1,0 +1,185 @@
+"""Answer extraction and checking: equivalences, real benchmark golds, verdict reasons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from longthought.curate.answers import (
+    AnswerChecker,
+    check_answer,
+    check_markers,
+    extract_answer,
+    extract_thinking,
+    normalize_gold,
+)
+
+BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
+needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
+
+
+@pytest.fixture(scope="module")
+def checker():
+    with AnswerChecker(workers=2, timeout_s=10) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so the total is \boxed{42}.", "42"),
+        (r"first \boxed{1} then \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)"),
+        (r"set \boxed{\{1,2\}} done", r"\{1,2\}"),
+        (r"or \fbox{7}", "7"),
+        (r"\boxed 5.", "5"),
+        ("Therefore, the answer is $12$.", "12"),
+        ("The final answer is: 3/4", "3/4"),
+        ("work...\nAnswer: x = 2\n", "x = 2"),
+        ("**Answer:** 17", "17"),
+        ("we get\n$7$", "7"),
+        ("no answer at all here", None),
+        (r"cut off \boxed{12", None),
+        ("<think>maybe \\boxed{3}</think>\n\nThe result is \\boxed{4}.", "4"),
+        ("<think>so \\boxed{3}", "3"),  # truncated after the thought: the thought's box
+    ],
+)
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_extract_thinking_formats():
+    assert extract_thinking("<think>\nhmm\n</think>\n\nAns", "think") == ("hmm", "Ans")
+    sky = ("<|begin_of_thought|>\nplan\n<|end_of_thought|>\n\n"
+           "<|begin_of_solution|>\nsol \\boxed{2}\n<|end_of_solution|>")
+    assert extract_thinking(sky, "sky") == ("plan", "sol \\boxed{2}")
+    assert extract_thinking(sky, "auto") == ("plan", "sol \\boxed{2}")
+    assert extract_thinking("plain text", "think") == (None, "plain text")
+    assert extract_thinking("<think>cut", "think") == ("cut", "")
+    assert extract_thinking("thought</think>ans", "think") == ("thought", "ans")
+    with pytest.raises(ValueError, match="unknown thinking format"):
+        extract_thinking("x", "nope")
+
+
+def test_check_markers():
+    assert check_markers("<think>a</think>b", "think") is None
+    assert "no <think>" in check_markers("plain", "think")
+    assert "unbalanced" in check_markers("<think>a<think>b</think>c", "think")
+    assert "before" in check_markers("</think>a<think>b", "think") or \
+        "unbalanced" in check_markers("</think>a<think>b", "think")
+    assert check_markers("<think>a</think>", "think") == "nothing after </think>"
+    assert check_markers("<think> </think>x", "think") == "empty thought"
+    ok_sky = ("<|begin_of_thought|>t<|end_of_thought|>"
+              "<|begin_of_solution|>s<|end_of_solution|>")
+    assert check_markers(ok_sky, "sky") is None
+    assert "solution" in check_markers("<|begin_of_thought|>t<|end_of_thought|>s", "sky")
+    assert check_markers("anything", "plain") is None
+
+
+def test_normalize_gold():
+    assert normalize_gold(27.0) == "27"
+    assert normalize_gold(2.5) == "2.5"
+    assert normalize_gold(7) == "7"
+    assert normalize_gold(None) == ""
+    assert normalize_gold(float("nan")) == ""
+    assert normalize_gold(" \\frac{1}{2} ") == "\\frac{1}{2}"
+
+
+EQUIVALENT = [
+    (r"\frac{1}{2}", "0.5"),
+    ("0.5", r"\frac{1}{2}"),
+    (r"\left( 3, \frac{\pi}{2} \right)", r"(3,\pi/2)"),
+    (r"\text{Evelyn}", "Evelyn"),
+    (r"\text{Evelyn}", r"\text{evelyn}"),
+    ("27.0", "27"),
+    (27.0, "27"),
+    ("x=5", "5"),
+    ("p - q", "p-q"),
+    (r"\frac{14}{3}", r"\dfrac{14}{3}"),
+    (r"90^\circ", "90"),
+    (r"10\%", "10"),
+    ("x^2+1", "1+x^2"),
+    (r"\text{(C)}", "C"),
+    ("B", r"\text{(B)}"),
+    (r"\sqrt{51}", r"\sqrt{51}"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), EQUIVALENT)
+def test_equivalent_forms(checker, gold, answer):
+    v = checker.check([gold], [f"Thus \\boxed{{{answer}}}."])[0]
+    assert v.correct is True and v.reason == "correct", v
+
+
+NOT_EQUIVALENT = [
+    ("p - q", "q-p"),
+    (r"\text{Evelyn}", "Bob"),
+    (r"\text{Evelyn}", "Evlyne"),  # an anagram: math-verify alone would call a product equal
+    ("B", "C"),
+    ("B", "12"),
+    ("[2,5)", "(2,5)"),
+    ("27", "28"),
+    (r"\frac{1}{3}", "0.3"),
+]
+
+
+@pytest.mark.parametrize(("gold", "answer"), NOT_EQUIVALENT)
+def test_wrong_forms(checker, gold, answer):
+    v = checker.check([gold], [f"\\boxed{{{answer}}}"])[0]
+    assert v.correct is False and v.reason == "wrong", v
+
+
+def test_verdict_reasons(checker):
+    golds = ["5", "5", "", "5"]
+    responses = ["nothing to see", None, "\\boxed{5}", "\\boxed{" + "{" * 40 + "}" * 40 + "}"]
+    v = checker.check(golds, responses)
+    assert (v[0].correct, v[0].reason, v[0].extracted) == (False, "no_answer", None)
+    assert v[1].reason == "no_answer" and "NoneType" in v[1].detail
+    assert (v[2].correct, v[2].reason) == (None, "undecided")  # no gold
+    assert (v[3].correct, v[3].reason) == (None, "undecided")
+    with pytest.raises(ValueError, match="2 gold answers but 1 responses"):
+        checker.check(["1", "2"], ["x"])
+
+
+def test_check_answer_single_call():
+    v = check_answer("\\frac{3}{4}", "so we get \\boxed{0.75}")
+    assert (v.correct, v.reason, v.extracted) == (True, "correct", "0.75")
+    v = check_answer("12", "the answer is 13")
+    assert (v.correct, v.reason, v.extracted) == (False, "wrong", "13")
+
+
+def _bench(name: str) -> list[dict]:
+    return [json.loads(line) for line in (BENCH_DIR / name).read_text().splitlines() if line]
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["aime24.jsonl", "amc23.jsonl", "math500.jsonl"])
+def test_benchmark_golds_match_themselves(checker, name):
+    rows = _bench(name)
+    golds = [r["answer"] for r in rows]
+    boxed = [f"The final result is \\boxed{{{normalize_gold(g)}}}." for g in golds]
+    verdicts = checker.check(golds, boxed)
+    bad = [(g, v) for g, v in zip(golds, verdicts, strict=True) if v.correct is not True]
+    assert not bad, bad[:5]
+
+
+@needs_shared
+def test_benchmark_golds_in_other_forms(checker):
+    rows = {r["unique_id"]: r["answer"] for r in _bench("math500.jsonl")}
+    amc = [r["answer"] for r in _bench("amc23.jsonl")]
+    assert rows["test/precalculus/807.json"] == r"\left( 3, \frac{\pi}{2} \right)"
+    pairs = [
+        (rows["test/precalculus/807.json"], r"(3, \pi/2)"),
+        (r"\text{Evelyn}", "Evelyn"),
+        (amc[0], "27"),
+        (amc[0], "27.00"),
+    ]
+    # plain-dollar and "answer is" forms of every AIME gold
+    pairs += [(r["answer"], None) for r in _bench("aime24.jsonl")]
+    golds = [g for g, _ in pairs]
+    responses = [f"\\boxed{{{a}}}" if a is not None else f"So the answer is ${normalize_gold(g)}$."
+                 for g, a in pairs]
+    verdicts = checker.check(golds, responses)
+    assert all(v.correct is True for v in verdicts), [
+        (g, v) for g, v in zip(golds, verdicts, strict=True) if v.correct is not True]
