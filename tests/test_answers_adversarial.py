@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from longthought.curate.answers import AnswerChecker, check_many
 from longthought.curate.pool import CRASHED, OK, TIMEOUT, DeadlinePool
 

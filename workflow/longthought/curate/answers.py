@@ -161,7 +161,7 @@ _CHOICE_RE = re.compile(r"^\(?([A-E])\)?$")
 _CHOICE_LEAD_RE = re.compile(r"^(?:\\text\{)?\s*\(?([A-E])\)?(?:[\s.:)}]|$)")
 _WORDS_RE = re.compile(r"^[A-Za-z][A-Za-z '\-]*[A-Za-z]$")
 _NUM_RE = re.compile(r"^(-?)(\d+(?:\.\d+)?)$")
-_FRAC_RE = re.compile(r"^(-?)\\[dt]?frac\{?(\d+)\}?\{?(\d+)\}?$|^(-?)(\d+)/(\d+)$")
+_FRAC_RE = re.compile(r"^(-?)\\[dt]?frac(?:\{(\d+)\}|(\d))(?:\{(\d+)\}|(\d))$|^(-?)(\d+)/(\d+)$")
 
 
 def _cosmetic(text: str) -> str:
@@ -200,7 +200,10 @@ def _number(text: str) -> Fraction | None:
         return Fraction(m.group(2)) * (-1 if m.group(1) else 1)
     m = _FRAC_RE.match(text)
     if m:
-        sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.group(2) else m.group(4, 5, 6)
+        if m.group(6) is None:  # \frac{a}{b} or \frac ab (single digits)
+            sign, num, den = m.group(1), m.group(2) or m.group(3), m.group(4) or m.group(5)
+        else:
+            sign, num, den = m.group(6), m.group(7), m.group(8)
         if int(den) == 0:
             return None
         return Fraction(int(num), int(den)) * (-1 if sign else 1)
