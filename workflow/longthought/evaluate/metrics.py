@@ -1,0 +1,171 @@
+"""Accuracy metrics over scored generations, with the inference cost each one spends.
+
+Per (model, benchmark, budget):
+
+- `pass@1`: the fraction of a problem's n samples that are correct, averaged over problems. Its
+  standard error is taken over problems (std of the per-problem means / sqrt(#problems)): it is
+  the uncertainty that comes from a benchmark of 30 problems, which averaging more samples per
+  problem does not remove.
+- `pass@k` (k > 1): the unbiased estimator of Chen et al. 2021, 1 - C(n-c, k) / C(n, k) per
+  problem with c correct of n samples, averaged over problems.
+- `maj@k` (k > 1): majority vote over the *first k* samples' extracted answers (no reward model).
+  Answers vote together when their normalised strings are equal (`normalize_answer`): a cheap,
+  deterministic grouping that merges spacing and LaTeX wrapper variants (`\\dfrac`/`\\frac`,
+  `\\left(`, `\\text{}`, `$`); mathematically equal answers written differently (`0.5` vs
+  `\\frac{1}{2}`) stay separate votes, which can only under-count agreement. Samples with no
+  extracted answer do not vote. Ties go to the answer whose first vote came earliest (lowest
+  sample index). The vote is correct when the checker judged the winning group's first sample
+  correct against the gold answer.
+
+Cost: `avg_output_tokens` is output tokens per problem for what the metric consumes. pass@1 uses
+one sample, so it is the per-sample average; pass@k and maj@k consume k samples, so they report
+k x the per-sample average over the samples used (the paper's cost axis: maj@k extends a model's
+curve to higher inference cost). `avg_thinking_tokens` is scaled the same way and is null when no
+sample separated its thinking.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from longthought.io import validate
+
+GROUP_KEYS = ["model", "benchmark", "budget"]
+_NEEDED = ["model", "benchmark", "budget", "problem_id", "sample_index", "correct",
+           "extracted_answer", "output_tokens", "thinking_tokens"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem: n samples, c correct (Chen et al. 2021, stable form)."""
+    if not 0 <= c <= n or k < 1 or k > n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
+
+
+def normalize_answer(answer: object) -> str | None:
+    """A vote key for an extracted answer: equal keys vote together in maj@k; None = no vote."""
+    if answer is None or (isinstance(answer, float) and np.isnan(answer)) or answer is pd.NA:
+        return None
+    s = str(answer).strip()
+    s = s.replace("$", "")
+    s = re.sub(r"\\(?:d|t)frac", r"\\frac", s)
+    s = re.sub(r"\\(?:left|right|displaystyle)", "", s)
+    s = re.sub(r"\\[,;:! ]", "", s)
+    for _ in range(3):
+        s = _WRAPPERS.sub(r"\1", s)
+    s = re.sub(r"\s+", "", s).rstrip(".").lower()
+    return s or None
+
+
+def majority_vote(answers: Sequence[object], correct: Sequence[object]) -> tuple[str | None, bool]:
+    """(winning normalised answer, whether it is correct) for samples in sample order."""
+    votes: dict[str, list[int]] = {}
+    for i, answer in enumerate(answers):
+        key = normalize_answer(answer)
+        if key is not None:
+            votes.setdefault(key, []).append(i)
+    if not votes:
+        return None, False
+    # most votes first; among equals the answer first seen earliest
+    winner = min(votes, key=lambda a: (-len(votes[a]), votes[a][0]))
+    first = correct[votes[winner][0]]
+    return winner, bool(first) if first is not None and first is not pd.NA else False
+
+
+def _stderr(values: np.ndarray) -> float | None:
+    if len(values) < 2:
+        return None
+    return float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
+                   ks: Sequence[int]) -> list[dict]:
+    df = df.sort_values(["problem_id", "sample_index"], kind="stable")
+    df = df.assign(correct=df["correct"].astype("boolean").fillna(False).astype(bool))
+    per_problem = df.groupby("problem_id", sort=True)
+    n = per_problem.size()
+    c = per_problem["correct"].sum()
+    base = {"model": model, "benchmark": benchmark, "budget": budget,
+            "n_problems": int(len(n))}
+    tokens = float(df["output_tokens"].mean())
+    thinking = _mean_or_none(df["thinking_tokens"])
+    p1 = (c / n).to_numpy(dtype=float)
+    rows = [{**base, "metric": "pass@1", "value": float(p1.mean()), "stderr": _stderr(p1),
+             "avg_output_tokens": tokens, "avg_thinking_tokens": thinking,
+             "n_samples": int(len(df))}]
+    for k in sorted({int(k) for k in ks if int(k) > 1}):
+        if int(n.min()) < k:
+            continue  # some problem has fewer than k samples: pass@k / maj@k undefined
+        pk = np.array([pass_at_k(int(n[p]), int(c[p]), k) for p in n.index])
+        rows.append({**base, "metric": f"pass@{k}", "value": float(pk.mean()),
+                     "stderr": _stderr(pk), "avg_output_tokens": k * tokens,
+                     "avg_thinking_tokens": None if thinking is None else k * thinking,
+                     "n_samples": int(len(df))})
+        first_k = per_problem.head(k)
+        votes = np.array([
+            majority_vote(g["extracted_answer"].tolist(), g["correct"].tolist())[1]
+            for _, g in first_k.groupby("problem_id", sort=True)
+        ], dtype=float)
+        k_thinking = _mean_or_none(first_k["thinking_tokens"])
+        rows.append({**base, "metric": f"maj@{k}", "value": float(votes.mean()),
+                     "stderr": _stderr(votes),
+                     "avg_output_tokens": k * float(first_k["output_tokens"].mean()),
+                     "avg_thinking_tokens": None if k_thinking is None else k * k_thinking,
+                     "n_samples": int(len(first_k))})
+    return rows
+
+
+def compute_metrics(generations: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
+    """Metrics table (schema `metrics`) for scored generations (schema `generations`)."""
+    missing = [c for c in _NEEDED if c not in generations.columns]
+    if missing:
+        raise ValueError(f"compute_metrics: generations lack column(s) {missing}")
+    rows: list[dict] = []
+    if len(generations):
+        grouped = generations.groupby(GROUP_KEYS, dropna=False, sort=True)
+        for (model, benchmark, budget), df in grouped:
+            budget = None if pd.isna(budget) else int(budget)
+            rows.extend(_group_metrics(model, benchmark, budget, df, ks))
+    columns = ["model", "benchmark", "metric", "budget", "value", "stderr", "avg_output_tokens",
+               "avg_thinking_tokens", "n_problems", "n_samples"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["budget"] = out["budget"].astype("Int64")
+    for col in ["stderr", "avg_thinking_tokens"]:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return validate(out, "metrics", "compute_metrics")
+
+
+def cost_curve(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy against cost for each (model, benchmark), unconstrained runs only.
+
+    One point per pass@1 and maj@k row, sorted by avg_output_tokens: the paper's view in which
+    maj@k extends a model to a higher inference cost.
+    """
+    m = metrics[metrics["budget"].isna()]
+    m = m[m["metric"].eq("pass@1") | m["metric"].str.startswith("maj@")].copy()
+    m["k"] = m["metric"].str.split("@").str[1].astype(int)
+    cols = ["model", "benchmark", "metric", "k", "avg_output_tokens", "value", "stderr"]
+    return m.sort_values(["benchmark", "model", "avg_output_tokens", "k"])[cols].reset_index(
+        drop=True)
+
+
+def budget_curve(metrics: pd.DataFrame, metric: str = "pass@1") -> pd.DataFrame:
+    """`metric` against the thinking-token budget for each (model, benchmark)."""
+    m = metrics[metrics["budget"].notna() & metrics["metric"].eq(metric)]
+    cols = ["model", "benchmark", "budget", "value", "stderr", "avg_output_tokens",
+            "avg_thinking_tokens"]
+    return m.sort_values(["benchmark", "model", "budget"])[cols].reset_index(drop=True)
