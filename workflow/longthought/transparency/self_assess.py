@@ -1,0 +1,838 @@
+"""Score this pipeline's own run on the TTI from what the run recorded.
+
+Each rubric item has a check that looks for the file proving it (the config, a funnel, the traces,
+`hparams.json`, the generations, exported artifacts, the code) and answers yes with that file's
+path as evidence, or no with the reason (a file not written yet, a setting not recorded). Which
+files to expect comes from the config, so the card follows the config: a run without students has
+no weights to release, and says so. Items the pipeline answers by statement (no search, no RL) are
+yes only while the config enables nothing that would contradict the statement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pandera.errors
+import pyarrow.parquet as pq
+import yaml
+from pandera.pandas import DataFrameSchema
+
+from longthought.io import TableError
+from longthought.schemas import ALL
+from longthought.transparency.cards import Answer, Card, write_card
+from longthought.transparency.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+
+SPEC_KEYS = {"project", "url", "rubric", "repo_root", "cards"}
+WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+HARDWARE_KEYS = {"device", "devices", "device_type", "accelerator", "hardware", "gpu", "gpus",
+                 "gpu_model", "num_gpus", "num_processes", "world_size", "distributed_type"}
+LR_KEYS = {"lr", "learning_rate"}
+# config/hparams keys that would mean a search or RL technique is in use
+SEARCH_KEYS = {"num_beams", "beam_width", "beam_size", "best_of", "mcts", "tree_search", "search"}
+RL_KEYS = {"rl", "rlhf", "ppo", "dpo", "grpo", "reward_model", "reward"}
+
+
+@dataclass
+class Finding:
+    """One item's answer: yes with the files that prove it, or no with the reason."""
+
+    yes: bool
+    evidence: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def _no(reason: str) -> Finding:
+    return Finding(False, [], reason)
+
+
+def _find_keys(obj: Any, names: set[str], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted key path, value) in a nested JSON-like object whose key is in `names`."""
+    found = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if str(k).lower() in names:
+                found.append((path, v))
+            found.extend(_find_keys(v, names, path))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found.extend(_find_keys(v, names, f"{prefix}[{i}]"))
+    return found
+
+
+def _enabled(value: Any) -> bool:
+    """A config value that switches something on (not null/false/0/empty/1 beam)."""
+    if value is None or value is False or value in ({}, [], ""):
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value > 1 if value else False
+    return True
+
+
+def _read_columns(path: Path, schema_name: str, columns: list[str]) -> pd.DataFrame:
+    """Read only `columns` of a table and validate them against the schema's column rules."""
+    base = ALL[schema_name]
+    try:
+        df = pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # missing column or a corrupt file: say which
+        raise TableError(f"{path}: cannot read columns {columns} as '{schema_name}': "
+                         f"{exc}") from None
+    schema = DataFrameSchema({c: base.columns[c] for c in columns}, name=schema_name, coerce=True)
+    try:
+        return schema.validate(df, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        case = exc.failure_cases.iloc[0]
+        raise TableError(f"{path}: does not match the '{schema_name}' schema: column "
+                         f"{case.get('column')!r}: {case.get('check')} "
+                         f"(got {case.get('failure_case')!r})") from None
+
+
+def _fmt(values: Iterable[Any]) -> str:
+    vals = sorted({v for v in values if v is not None and not pd.isna(v)}, key=str)
+    return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals) or "n/a"
+
+
+class RunRecord:
+    """What one run wrote: the files the config says to expect, found or not, read lazily."""
+
+    def __init__(self, config: dict, config_path: str, results_dir: str, repo_root: str = "."):
+        self.cfg = config
+        self.config_path = Path(config_path).as_posix()
+        self.results = Path(results_dir)
+        self.repo = Path(repo_root)
+
+    # --- names from config ------------------------------------------------------------------
+    def names(self, section: str) -> list[str]:
+        return list(self.cfg.get(section) or {})
+
+    @property
+    def evaluation(self) -> dict:
+        return self.cfg.get("evaluation") or {}
+
+    def eval_pairs(self) -> list[tuple[str, str]]:
+        ev = self.evaluation
+        return [(m, b) for m in ev.get("models") or [] for b in ev.get("benchmarks") or []]
+
+    # --- paths ------------------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        return self.results.joinpath(*parts)
+
+    def code(self, *parts: str) -> Path:
+        return self.repo.joinpath(*parts)
+
+    @staticmethod
+    def show(path: Path) -> str:
+        return path.as_posix()
+
+    def trace_path(self, task: str) -> Path:
+        return self.path("traces", f"{task}.parquet")
+
+    def dataset_path(self, ds: str, suffix: str = "") -> Path:
+        return self.path("datasets", f"{ds}{suffix}")
+
+    def hparams_path(self, student: str) -> Path:
+        return self.path("models", student, "hparams.json")
+
+    def generation_path(self, model: str, bench: str) -> Path:
+        return self.path("generations", model, f"{bench}.parquet")
+
+    # --- lazily read records ----------------------------------------------------------------
+    @cached_property
+    def hparams(self) -> dict[str, dict]:
+        out = {}
+        for s in self.names("students"):
+            p = self.hparams_path(s)
+            if p.is_file():
+                try:
+                    data = json.loads(p.read_text(encoding="utf-8"))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{p}: not valid JSON: {exc}") from None
+                if not isinstance(data, dict):
+                    raise ValueError(f"{p}: must be a JSON object")
+                out[s] = data
+        return out
+
+    @cached_property
+    def funnels(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for ds in self.names("datasets"):
+            p = self.dataset_path(ds, ".funnel.parquet")
+            if p.is_file():
+                out[ds] = _read_columns(p, "funnel", list(ALL["funnel"].columns))
+        return out
+
+    @cached_property
+    def traces(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for t in self.names("tasks"):
+            p = self.trace_path(t)
+            if p.is_file():
+                out[t] = _read_columns(p, "traces", ["task", "prompt", "request", "model",
+                                                     "status"])
+        return out
+
+    @cached_property
+    def datasets(self) -> dict[str, pd.DataFrame]:
+        out = {}
+        for ds in self.names("datasets"):
+            p = self.dataset_path(ds, ".parquet")
+            if p.is_file():
+                out[ds] = _read_columns(p, "dataset", ["sample_id", "task", "completion_tokens"])
+        return out
+
+    @cached_property
+    def generations(self) -> dict[tuple[str, str], pd.DataFrame]:
+        cols = ["model", "problem_id", "sample_index", "budget", "output_tokens", "backend",
+                "temperature", "top_p", "max_new_tokens", "seed"]
+        out = {}
+        for m, b in self.eval_pairs():
+            p = self.generation_path(m, b)
+            if p.is_file():
+                out[(m, b)] = _read_columns(p, "generations", cols)
+        return out
+
+    def first_messages(self, ds: str) -> list[dict]:
+        """The first row's chat messages of a dataset (read without loading the whole column)."""
+        p = self.dataset_path(ds, ".parquet")
+        for batch in pq.ParquetFile(p).iter_batches(batch_size=1, columns=["messages"]):
+            if batch.num_rows:
+                try:
+                    msgs = json.loads(batch.column(0)[0].as_py())
+                except (TypeError, json.JSONDecodeError) as exc:
+                    raise ValueError(f"{p}: row 0, column 'messages': not JSON: {exc}") from None
+                return msgs if isinstance(msgs, list) else []
+        return []
+
+
+def _missing(paths: Iterable[Path], run: RunRecord, what: str) -> Finding | None:
+    """A no naming the files not written yet, or None when all exist."""
+    gone = [run.show(p) for p in paths if not p.exists()]
+    if not gone:
+        return None
+    return _no(f"{what} not written by this run: {', '.join(gone)}.")
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def _source_detail(spec: dict) -> str:
+    src = spec.get("source", "?")
+    if src == "procedural":
+        fams = ", ".join(spec.get("families") or {}) or "no families"
+        return (f"procedural {spec.get('split', '')} ({fams}; n={spec.get('n')}, "
+                f"seed={spec.get('seed')})")
+    for key in ("id", "path", "dataset", "name", "repo", "url"):
+        if spec.get(key):
+            return f"{src} {spec[key]}" + (f" split {spec['split']}" if spec.get("split") else "")
+    return str(src)
+
+
+def check_data_sources(run: RunRecord) -> Finding:
+    pools, benches = run.cfg.get("pools") or {}, run.cfg.get("benchmarks") or {}
+    if not pools:
+        return _no(f"{run.config_path} names no problem pools ('pools:' is empty), so the "
+                   "training data has no stated source.")
+    unnamed = [f"{sec}.{n}" for sec, d in (("pools", pools), ("benchmarks", benches))
+               for n, s in d.items() if not isinstance(s, dict) or not s.get("source")]
+    if unnamed:
+        return _no(f"{run.config_path}: no 'source' for {', '.join(unnamed)}.")
+    parts = [f"pool {n}: {_source_detail(s)}" for n, s in pools.items()]
+    parts += [f"benchmark {n}: {_source_detail(s)}" for n, s in benches.items()]
+    for t, spec in (run.cfg.get("tasks") or {}).items():
+        if isinstance(spec, dict) and spec.get("import"):
+            parts.append(f"task {t}: traces imported from {spec['import']}")
+        elif isinstance(spec, dict):
+            parts.append(f"task {t}: teacher {spec.get('teacher')} with prompt "
+                         f"{spec.get('prompt')} on pool {spec.get('pool')}")
+    tables = [run.path("problems", f"{p}.parquet") for p in pools]
+    evidence = [run.config_path] + [run.show(t) for t in tables if t.is_file()]
+    return Finding(True, evidence,
+                   "Every data source is named in the config: " + "; ".join(parts) + ".")
+
+
+def check_data_characteristics(run: RunRecord) -> Finding:
+    names = run.names("datasets")
+    if not names:
+        return _no(f"{run.config_path} defines no curated datasets ('datasets:' is empty).")
+    miss = _missing([run.dataset_path(d, ".parquet") for d in names], run, "Curated datasets")
+    if miss:
+        return miss
+    parts = []
+    for ds in names:
+        df = run.datasets[ds]
+        toks = [int(t) for t in df["completion_tokens"].dropna()]
+        roles = "/".join(m.get("role", "?") for m in run.first_messages(ds) if isinstance(m, dict))
+        size = (f"completion tokens median {statistics.median(toks):g} "
+                f"(min {min(toks)}, max {max(toks)})" if toks else "no token counts")
+        parts.append(f"{ds}: {len(df)} rows from tasks {_fmt(df['task'])}, chat messages "
+                     f"({roles or 'empty'}), {size}")
+    return Finding(True, [run.show(run.dataset_path(d, ".parquet")) for d in names],
+                   "Each curated dataset is a 'dataset'-schema table: " + "; ".join(parts) + ".")
+
+
+def _funnel_text(ds: str, f: pd.DataFrame) -> str:
+    f = f.sort_values("step")
+    steps = ", ".join(f"{r.filter} -{int(r.removed)}" for r in f.itertuples())
+    return f"{ds}: {int(f['rows_in'].iloc[0])} in -> {steps} -> {int(f['rows_out'].iloc[-1])} kept"
+
+
+def check_data_selection(run: RunRecord) -> Finding:
+    names = run.names("datasets")
+    if not names:
+        return _no(f"{run.config_path} defines no curated datasets, so no selection is recorded.")
+    miss = _missing([run.dataset_path(d, ".funnel.parquet") for d in names], run,
+                    "Curation funnels")
+    if miss:
+        return miss
+    empty = [d for d in names if run.funnels[d].empty]
+    if empty:
+        return _no(f"Curation funnels with no rows: {', '.join(empty)}.")
+    evidence = [run.show(run.dataset_path(d, ".funnel.parquet")) for d in names]
+    evidence += [run.show(run.dataset_path(d, ".rejected.parquet")) for d in names
+                 if run.dataset_path(d, ".rejected.parquet").is_file()]
+    pool_filters = [f"{p}: {', '.join(k for k, v in (s.get('filters') or {}).items() if v)}"
+                    for p, s in (run.cfg.get("pools") or {}).items()
+                    if isinstance(s, dict) and any((s.get("filters") or {}).values())]
+    rejected = [run.path("problems", f"{p}.rejected.parquet") for p in run.names("pools")]
+    evidence += [run.show(p) for p in rejected if p.is_file()]
+    note = ("Every filter, in order, with the rows it removed (the funnel; each removed row keeps "
+            "its reason in the rejected table): "
+            + "; ".join(_funnel_text(d, run.funnels[d]) for d in names) + "."
+            + (f" Pool filters: {'; '.join(pool_filters)}." if pool_filters else ""))
+    return Finding(True, evidence, note)
+
+
+def _prompts(df: pd.DataFrame) -> int:
+    """How many traces recorded a request with at least one non-empty message."""
+    n = 0
+    for text in df["request"]:
+        try:
+            req = json.loads(text)
+        except (TypeError, json.JSONDecodeError):
+            continue
+        msgs = req.get("messages") if isinstance(req, dict) else None
+        if isinstance(msgs, list) and any(isinstance(m, dict) and m.get("content") for m in msgs):
+            n += 1
+    return n
+
+
+def check_synthetic_data_process(run: RunRecord) -> Finding:
+    tasks = run.names("tasks")
+    if not tasks:
+        return _no(f"{run.config_path} defines no teacher tasks, so no synthetic data is made.")
+    miss = _missing([run.trace_path(t) for t in tasks], run, "Teacher traces")
+    if miss:
+        return miss
+    counts = {t: _prompts(run.traces[t]) for t in tasks}
+    silent = [t for t, n in counts.items() if n == 0]
+    if silent:
+        return _no(f"No prompt is recorded in the 'request' column of: "
+                   f"{', '.join(run.show(run.trace_path(t)) for t in silent)}.")
+    names = run.names("datasets")
+    miss = _missing([run.dataset_path(d, ".funnel.parquet") for d in names], run,
+                    "Quality-control funnels")
+    if miss:
+        return miss
+    if not names:
+        return _no("The prompts are recorded, but no curated dataset (quality control) is defined.")
+    prompts = "; ".join(f"{t}: prompt {_fmt(run.traces[t]['prompt'])}, {counts[t]} of "
+                        f"{len(run.traces[t])} requests recorded" for t in tasks)
+    qc = ", ".join(sorted({str(f) for d in names for f in run.funnels[d]["filter"]}))
+    return Finding(
+        True,
+        [run.show(run.trace_path(t)) for t in tasks]
+        + [run.show(run.dataset_path(d, ".funnel.parquet")) for d in names],
+        f"The exact request (messages and sampling) of every teacher call is kept in the traces' "
+        f"'request' column ({prompts}); quality control is the curation funnel ({qc}).",
+    )
+
+
+# --- methodology --------------------------------------------------------------------------------
+
+def _base_of(run: RunRecord, student: str) -> tuple[str, str] | None:
+    """(description, evidence path) of a student's base model, from hparams or config."""
+    hp = run.hparams.get(student)
+    if hp:
+        found = _find_keys(hp, {"base_model", "base_model_name_or_path", "model_name_or_path"})
+        if found and found[0][1]:
+            return str(found[0][1]), run.show(run.hparams_path(student))
+    spec = (run.cfg.get("students") or {}).get(student) or {}
+    base = spec.get("base_model")
+    if not base:
+        return None
+    if base == "tiny":
+        t = spec.get("tiny") or {}
+        arch = ", ".join(f"{k} {t[k]}" for k in ("hidden_size", "num_layers", "num_heads",
+                                                   "vocab_size") if k in t)
+        base = f"tiny Qwen2-architecture model built locally ({arch})"
+    return str(base), run.config_path
+
+
+def check_base_model(run: RunRecord) -> Finding:
+    students = run.names("students")
+    if not students:
+        return _no(f"This run trains no student ({run.config_path} 'students:' is empty).")
+    found = {s: _base_of(run, s) for s in students}
+    unnamed = [s for s, v in found.items() if v is None]
+    if unnamed:
+        return _no(f"No base model recorded for student(s) {', '.join(unnamed)}.")
+    return Finding(True, sorted({v[1] for v in found.values() if v}),
+                   "; ".join(f"{s}: {v[0]}" for s, v in found.items() if v) + ".")
+
+
+def check_search_algorithm(run: RunRecord) -> Finding:
+    hits = [(f"config {k}", v) for k, v in _find_keys(run.cfg, SEARCH_KEYS) if _enabled(v)]
+    if hits:
+        return _no("The config enables " + ", ".join(f"{k}={v!r}" for k, v in hits)
+                   + ", so 'no search' does not hold, and no search algorithm is described.")
+    gens = [run.show(run.generation_path(m, b)) for (m, b) in run.generations]
+    return Finding(
+        True,
+        [run.config_path, *gens],
+        "Stated not used (the rubric credits an open statement): teacher traces are independent "
+        "chat-completion samples; curation keeps verified samples (rejection sampling against the "
+        "gold answer, reported under data_selection); evaluation decodes by plain sampling "
+        "(temperature/top_p recorded per row) and aggregates by majority vote without a reward "
+        "model. No beam search, MCTS or tree search is used anywhere; the config has no such "
+        "setting.",
+    )
+
+
+def check_rl_algorithm(run: RunRecord) -> Finding:
+    hits = [(f"config {k}", v) for k, v in _find_keys(run.cfg.get("students") or {}, RL_KEYS)
+            if _enabled(v)]
+    for s, hp in run.hparams.items():
+        hits += [(f"{s} hparams {k}", v) for k, v in _find_keys(hp, RL_KEYS) if _enabled(v)]
+    if hits:
+        return _no("RL settings are present (" + ", ".join(f"{k}={v!r}" for k, v in hits)
+                   + "), so 'no RL' does not hold, and no RL procedure is described.")
+    evidence = [run.show(run.hparams_path(s)) for s in run.hparams] or [run.config_path]
+    trained = ", ".join(run.names("students")) or "none"
+    return Finding(True, evidence,
+                   "Stated not used (the rubric credits an open statement): students are trained "
+                   f"by supervised fine-tuning only (students: {trained}); no reward model, no "
+                   "policy optimisation, no preference tuning.")
+
+
+def check_long_thought_workflow(run: RunRecord) -> Finding:
+    names = run.names("datasets")
+    if not names:
+        return _no(f"{run.config_path} defines no curated datasets: no long-thought workflow ran.")
+    tasks_cfg = run.cfg.get("tasks") or {}
+    needed: list[Path] = []
+    for d in names:
+        for t in (run.cfg["datasets"][d] or {}).get("tasks") or []:
+            needed.append(run.trace_path(t))
+        needed += [run.dataset_path(d, ".funnel.parquet"), run.dataset_path(d, ".parquet")]
+    miss = _missing(dict.fromkeys(needed), run, "Workflow outputs")
+    if miss:
+        return miss
+    parts = []
+    for d in names:
+        srcs = []
+        for t in run.cfg["datasets"][d].get("tasks") or []:
+            spec, tr = tasks_cfg.get(t) or {}, run.traces[t]
+            ok = int((tr["status"] == "ok").sum())
+            srcs.append(f"{t} (teacher {spec.get('teacher', 'import')} answered by "
+                        f"{_fmt(tr['model'])}, prompt {spec.get('prompt', 'import')}, pool "
+                        f"{spec.get('pool', '-')}: {ok}/{len(tr)} ok)")
+        parts.append(f"{' + '.join(srcs)} -> funnel -> {d} ({len(run.datasets[d])} rows)")
+    evidence = [run.show(p) for p in dict.fromkeys(needed)]
+    return Finding(True, evidence, "Problems -> teacher traces -> verified, filtered, "
+                   "decontaminated -> chat-format SFT rows: " + "; ".join(parts) + ".")
+
+
+def _stage_order(run: RunRecord, student: str) -> tuple[str, str] | None:
+    hp = run.hparams.get(student) or {}
+    stages = hp.get("stages")
+    if isinstance(stages, list) and stages:
+        names = [str(s.get("dataset", f"stage {i}")) if isinstance(s, dict) else str(s)
+                 for i, s in enumerate(stages)]
+        return " -> ".join(names), run.show(run.hparams_path(student))
+    log = run.path("models", student, "train_log.parquet")
+    if log.is_file():
+        df = _read_columns(log, "train_log", ["stage", "dataset"]).drop_duplicates()
+        if not df.empty:
+            return (" -> ".join(f"{r.dataset}" for r in df.sort_values("stage").itertuples()),
+                    run.show(log))
+    return None
+
+
+def check_training_pipeline(run: RunRecord) -> Finding:
+    students = run.names("students")
+    if not students:
+        return _no("This run trains no student, so there is no training pipeline to state.")
+    found = {s: _stage_order(run, s) for s in students}
+    gone = [s for s, v in found.items() if v is None]
+    if gone:
+        return _no("No stage order recorded (hparams.json 'stages' or train_log.parquet) for: "
+                   + ", ".join(run.show(run.path("models", s)) for s in gone) + ".")
+    return Finding(True, [v[1] for v in found.values() if v],
+                   "SFT stages in order: " + "; ".join(f"{s}: {v[0]}" for s, v in found.items()
+                                                      if v) + ".")
+
+
+def check_compute(run: RunRecord) -> Finding:
+    students = run.names("students")
+    if not students:
+        return _no("This run trains no student, so no training compute is recorded.")
+    parts, evidence, gone = [], [], []
+    for s in students:
+        hw = _find_keys(run.hparams.get(s) or {}, HARDWARE_KEYS)
+        if not hw:
+            gone.append(s)
+            continue
+        evidence.append(run.show(run.hparams_path(s)))
+        text = ", ".join(f"{k}={v}" for k, v in hw[:6])
+        log = run.path("models", s, "train_log.parquet")
+        if log.is_file():
+            tl = _read_columns(log, "train_log", ["tokens", "tokens_per_s", "mem_mb"])
+            evidence.append(run.show(log))
+            mem = tl["mem_mb"].dropna()
+            text += (f"; {int(tl['tokens'].sum())} tokens at "
+                     f"{tl['tokens_per_s'].mean():.0f} tokens/s mean"
+                     + (f", peak {mem.max():.0f} MB" if len(mem) else ""))
+        parts.append(f"{s}: {text}")
+    if gone:
+        return _no("No hardware (device type/count) recorded in hparams.json for: "
+                   + ", ".join(run.show(run.hparams_path(s)) for s in gone)
+                   + " (train_log.parquet alone gives throughput, not the hardware).")
+    return Finding(True, evidence, "; ".join(parts) + ".")
+
+
+def check_hyperparameters(run: RunRecord) -> Finding:
+    students = run.names("students")
+    if not students:
+        return _no("This run trains no student, so there are no training hyperparameters.")
+    miss = _missing([run.hparams_path(s) for s in students], run, "Hyperparameter records")
+    if miss:
+        return miss
+    no_lr = [s for s in students if not _find_keys(run.hparams[s], LR_KEYS)]
+    if no_lr:
+        return _no("hparams.json records no learning rate for: "
+                   + ", ".join(run.show(run.hparams_path(s)) for s in no_lr) + ".")
+    parts = []
+    for s in students:
+        keys = sorted({k.split(".")[-1].split("[")[0]
+                       for k, _ in _find_keys(run.hparams[s], _ALL_KEYS)})
+        parts.append(f"{s}: {len(keys)} settings recorded ({', '.join(keys[:12])}"
+                     + (", ..." if len(keys) > 12 else "") + ")")
+    return Finding(True, [run.show(run.hparams_path(s)) for s in students],
+                   "Every training setting of every stage, as run: " + "; ".join(parts) + ".")
+
+
+class _AnyKey(set):
+    """A key set that matches every leaf key (for listing what hparams.json records)."""
+
+    def __contains__(self, key: object) -> bool:  # noqa: D105
+        return True
+
+
+_ALL_KEYS = _AnyKey()
+
+
+def check_ablations(run: RunRecord) -> Finding:
+    models = ", ".join(run.evaluation.get("models") or []) or "none"
+    return _no("One run evaluates one recipe (models: " + models + "); comparing a trained "
+               "student with its untrained init is a baseline, not a per-component ablation. "
+               "Ablations need runs that each remove one component (SFT stage 1, a curation "
+               "filter, decontamination) — config variants this run does not define.")
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+def _evaluated(run: RunRecord) -> Finding | None:
+    pairs = run.eval_pairs()
+    if not pairs:
+        return _no(f"{run.config_path} evaluates nothing ('evaluation.models' or "
+                   "'evaluation.benchmarks' is empty).")
+    return _missing([run.generation_path(m, b) for m, b in pairs], run, "Generations")
+
+
+def check_benchmark_choice(run: RunRecord) -> Finding:
+    benches = run.evaluation.get("benchmarks") or []
+    if not benches:
+        return _no(f"{run.config_path} evaluates on no benchmark.")
+    specs = run.cfg.get("benchmarks") or {}
+    why = {b: (specs.get(b) or {}).get("description") for b in benches}
+    unjustified = [b for b, w in why.items() if not (isinstance(w, str) and w.strip())]
+    if unjustified:
+        return _no("The run records which benchmarks it used (" + ", ".join(benches)
+                   + ") but not why: no 'description' for benchmarks."
+                   + ", benchmarks.".join(unjustified) + " in " + run.config_path + ".")
+    files = [run.path("benchmarks", f"{b}.parquet") for b in benches]
+    return Finding(True, [run.config_path] + [run.show(p) for p in files if p.is_file()],
+                   "; ".join(f"{b}: {w.strip()}" for b, w in why.items()) + ".")
+
+
+def check_evaluation_level(run: RunRecord) -> Finding:
+    bad = _evaluated(run)
+    if bad:
+        return bad
+    return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
+                   "Answer-level: each sample's final answer is extracted and checked against "
+                   "the gold answer (columns extracted_answer, correct, verdict); reasoning steps "
+                   "are not scored.")
+
+
+def check_metric_definitions(run: RunRecord) -> Finding:
+    bad = _evaluated(run)
+    if bad:
+        return bad
+    code = run.code("workflow", "longthought", "evaluate", "metrics.py")
+    if not code.is_file():
+        return _no(f"The metric definitions ({run.show(code)}) are not in this checkout.")
+    ks = [int(k) for k in run.evaluation.get("k") or [1]]
+    short = []
+    for (m, b), g in run.generations.items():
+        n = g.assign(_b=g["budget"].fillna(-1)).groupby(["problem_id", "_b"]).size().min()
+        if n < max(ks):
+            short.append(f"{m}/{b} has {n} samples per problem")
+    if short:
+        return _no(f"k up to {max(ks)} is configured but " + "; ".join(short) + ".")
+    return Finding(True, [run.show(code), run.config_path]
+                   + [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
+                   f"pass@k and maj@k for k in {ks}, computed by {run.show(code)} from "
+                   f"n={run.evaluation.get('sampling', {}).get('n', '?')} samples per problem.")
+
+
+def check_custom_metrics(run: RunRecord) -> Finding:
+    bad = _evaluated(run)
+    if bad:
+        return bad
+    budgets = run.evaluation.get("budgets") or []
+    extra = (f" Budget forcing caps thinking tokens at {budgets} to trace accuracy against cost."
+             if budgets else "")
+    return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
+                   "The pipeline's own metric is inference cost: mean output tokens per problem "
+                   "(output_tokens per sample), the paper's cost measure, so accuracies are "
+                   "compared at a stated cost and raised with maj@k rather than by spending "
+                   "unreported compute." + extra)
+
+
+def _conditions(g: pd.DataFrame) -> dict[str, str]:
+    per = g.groupby("problem_id").size()
+    return {"problems": str(len(per)), "samples per problem": _fmt(per.unique().tolist()),
+            "temperature": _fmt(g["temperature"]), "top_p": _fmt(g["top_p"]),
+            "max_new_tokens": _fmt(g["max_new_tokens"])}
+
+
+def check_consistent_evaluation(run: RunRecord) -> Finding:
+    bad = _evaluated(run)
+    if bad:
+        return bad
+    models = run.evaluation.get("models") or []
+    if len(models) < 2:
+        return _no(f"Only one model is evaluated ({', '.join(models)}): no baseline to compare.")
+    diffs = []
+    for b in run.evaluation.get("benchmarks") or []:
+        conds = {m: _conditions(run.generations[(m, b)][run.generations[(m, b)]["budget"].isna()])
+                 for m in models}
+        sets = {m: frozenset(run.generations[(m, b)]["problem_id"]) for m in models}
+        if len(set(sets.values())) > 1:
+            diffs.append(f"{b}: models answered different problem sets")
+        for key in next(iter(conds.values())):
+            vals = {m: c[key] for m, c in conds.items()}
+            if len(set(vals.values())) > 1:
+                diffs.append(f"{b}: {key} differs (" + ", ".join(f"{m} {v}" for m, v in
+                                                                 vals.items()) + ")")
+    if diffs:
+        return _no("Models are not evaluated under the same conditions: " + "; ".join(diffs) + ".")
+    g0 = next(iter(run.generations.values()))
+    first = _conditions(g0[g0["budget"].isna()])
+    return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
+                   f"All {len(models)} models ({', '.join(models)}) on the same problems with the "
+                   "same decoding: " + ", ".join(f"{k} {v}" for k, v in first.items()) + ".")
+
+
+def check_decoding_params(run: RunRecord) -> Finding:
+    bad = _evaluated(run)
+    if bad:
+        return bad
+    parts = []
+    for (m, b), g in run.generations.items():
+        parts.append(f"{m} on {b}: backend {_fmt(g['backend'])}, temperature "
+                     f"{_fmt(g['temperature'])}, top_p {_fmt(g['top_p'])}, max_new_tokens "
+                     f"{_fmt(g['max_new_tokens'])}, seeds {_fmt(g['seed'])}")
+    return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
+                   "Recorded per sample: " + "; ".join(parts) + ".")
+
+
+# --- open source --------------------------------------------------------------------------------
+
+def check_post_training_data(run: RunRecord) -> Finding:
+    names = run.names("datasets")
+    if not names:
+        return _no("This run curates no SFT dataset, so there is none to release.")
+    evidence, gone = [], []
+    for d in names:
+        for p in (run.dataset_path(d, ".hf"), run.dataset_path(d, ".parquet")):
+            if p.exists():
+                evidence.append(run.show(p))
+                break
+        else:
+            gone.append(run.show(run.dataset_path(d, ".hf")))
+    if gone:
+        return _no(f"SFT datasets not exported by this run: {', '.join(gone)}.")
+    return Finding(True, evidence, "Every SFT dataset is exported, ready to publish (a "
+                   "datasets-library export loads with load_from_disk and pushes to the Hub).")
+
+
+def check_long_thought_data(run: RunRecord) -> Finding:
+    tasks = run.names("tasks")
+    if not tasks:
+        return _no("This run asks no teacher, so it has no synthetic long-thought data.")
+    miss = _missing([run.trace_path(t) for t in tasks], run, "Teacher traces")
+    if miss:
+        return miss
+    n = sum(len(run.traces[t]) for t in tasks)
+    return Finding(True, [run.show(run.trace_path(t)) for t in tasks],
+                   f"All {n} teacher outputs (request, response, tokens, cost) are kept in the "
+                   "traces, ready to publish; check the teacher's terms of use first (API "
+                   "providers may restrict publishing their outputs).")
+
+
+def check_model_weights(run: RunRecord) -> Finding:
+    students = run.names("students")
+    if not students:
+        return _no("This run trains no student, so it has no weights to release.")
+    evidence, gone = [], []
+    for s in students:
+        d = run.path("models", s)
+        files = sorted({p for g in WEIGHT_GLOBS for p in d.glob(g)}) if d.is_dir() else []
+        if files:
+            evidence += [run.show(p) for p in files]
+        else:
+            gone.append(run.show(d))
+    if gone:
+        return _no(f"No saved weights (*.safetensors / pytorch_model*.bin) in: {', '.join(gone)}.")
+    return Finding(True, evidence, "Trained weights saved with save_pretrained, loadable with "
+                   "from_pretrained, ready to publish with their tokenizer and hparams.json.")
+
+
+def _code_finding(run: RunRecord, package: str, rule: str, what: str) -> Finding:
+    pkg = run.code("workflow", "longthought", package)
+    modules = [p for p in sorted(pkg.glob("*.py")) if p.name not in ("__init__.py",)] \
+        if pkg.is_dir() else []
+    real = [p for p in modules if p.name != "commands.py"]
+    if not real:
+        return _no(f"No {what} code found in this checkout ({run.show(pkg)} has no modules).")
+    evidence = [run.show(pkg)] + [run.show(p) for p in
+                                  (run.code("rules", rule), run.code("Snakefile")) if p.is_file()]
+    names = ", ".join(p.name for p in real)
+    return Finding(True, evidence,
+                   f"The {what} code of this pipeline ({names}) is part of its public repository.")
+
+
+def check_training_code(run: RunRecord) -> Finding:
+    return _code_finding(run, "train", "train.smk", "training")
+
+
+def check_evaluation_code(run: RunRecord) -> Finding:
+    return _code_finding(run, "evaluate", "evaluate.smk", "evaluation")
+
+
+def check_usage_guide(run: RunRecord) -> Finding:
+    readme = run.code("README.md")
+    if not readme.is_file():
+        return _no(f"No {run.show(readme)} in this checkout.")
+    text = readme.read_text(encoding="utf-8", errors="replace")
+    if not re.search(r"snakemake|longthought ", text, re.IGNORECASE):
+        return _no(f"{run.show(readme)} does not say how to run the pipeline.")
+    evidence = [run.show(readme)] + [run.show(p) for p in (run.code("config", "README.md"),)
+                                     if p.is_file()]
+    return Finding(True, evidence, "The README walks through installing and running the "
+                   "workflow; config/README.md explains every config key.")
+
+
+def check_technical_paper(run: RunRecord) -> Finding:
+    return _no("A run writes a generated report (results/report/summary.md), not a technical "
+               "paper; this pipeline reproduces arXiv:2411.16489 but has no paper of its own.")
+
+
+CHECKS: dict[str, Callable[[RunRecord], Finding]] = {
+    "data_sources": check_data_sources,
+    "data_characteristics": check_data_characteristics,
+    "data_selection": check_data_selection,
+    "synthetic_data_process": check_synthetic_data_process,
+    "base_model": check_base_model,
+    "search_algorithm": check_search_algorithm,
+    "rl_algorithm": check_rl_algorithm,
+    "long_thought_workflow": check_long_thought_workflow,
+    "training_pipeline": check_training_pipeline,
+    "compute": check_compute,
+    "hyperparameters": check_hyperparameters,
+    "ablations": check_ablations,
+    "benchmark_choice": check_benchmark_choice,
+    "evaluation_level": check_evaluation_level,
+    "metric_definitions": check_metric_definitions,
+    "custom_metrics": check_custom_metrics,
+    "consistent_evaluation": check_consistent_evaluation,
+    "decoding_params": check_decoding_params,
+    "post_training_data": check_post_training_data,
+    "long_thought_data": check_long_thought_data,
+    "model_weights": check_model_weights,
+    "training_code": check_training_code,
+    "evaluation_code": check_evaluation_code,
+    "usage_guide": check_usage_guide,
+    "technical_paper": check_technical_paper,
+}
+
+
+def load_config(path: str | os.PathLike[str]) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: config not found") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: config must be a mapping")
+    return data
+
+
+def assess_run(spec: dict, results_dir: str, config_path: str, rubric: Rubric | None = None,
+               repo_root: str | None = None) -> Card:
+    """Score the run recorded under `results_dir` (configured by `config_path`) on the TTI."""
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"--spec: unknown key(s) {unknown} (allowed: {sorted(SPEC_KEYS)})")
+    rubric = rubric or load_rubric(spec.get("rubric") or DEFAULT_RUBRIC)
+    run = RunRecord(load_config(config_path), config_path, results_dir,
+                    repo_root or spec.get("repo_root") or ".")
+    answers = {}
+    for item in rubric.items:
+        check = CHECKS.get(item.id)
+        f = check(run) if check else _no("This pipeline has no automatic check for this item.")
+        answers[item.id] = Answer(item.id, f.yes, tuple(dict.fromkeys(f.evidence)), f.note, False)
+    return Card(
+        project=str(spec.get("project") or "longthought"),
+        rubric=rubric,
+        answers=answers,
+        url=str(spec.get("url") or ""),
+        description=(f"This pipeline's own run, scored by `longthought tti self` from what it "
+                     f"recorded under {run.show(run.results)}/ with {run.config_path}."),
+        source="longthought tti self",
+    )
+
+
+def assess_and_write(spec: dict, results_dir: str, config_path: str, out: str,
+                     rubric_path: str | None = None, repo_root: str | None = None) -> Card:
+    """`longthought tti self`: assess the run and write its scorecard YAML to `out`."""
+    rubric = load_rubric(rubric_path or spec.get("rubric") or DEFAULT_RUBRIC)
+    card = assess_run(spec, results_dir, config_path, rubric, repo_root)
+    write_card(card, out, header=(
+        "TTI self-assessment of this run, written by `longthought tti self`; every yes cites the\n"
+        "file that proves it, every no says why. Regenerated on each run; do not edit."))
+    return card
