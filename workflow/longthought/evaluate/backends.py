@@ -1,0 +1,101 @@
+"""`generate_texts`: n sampled outputs per chat prompt, from whichever backend serves the model.
+
+Model specs (docs/architecture.md):
+
+- `{"kind": "local", "path": DIR_OR_HUB_ID, "backend": "transformers"}`: CPU or GPU, batched,
+  seeded per sample so the same config and seed give identical outputs regardless of batching
+  (see `sampling`). Optional keys: `device`, `dtype` (fp32/bf16/fp16), `attn_implementation`.
+- `{"kind": "local", ..., "backend": "vllm"}`: GPU; optional `tensor_parallel_size`, `dtype`,
+  `max_model_len`, `gpu_memory_utilization`. vLLM is imported only when used.
+- `{"kind": "api", "teacher": {...}}`: an OpenAI-compatible endpoint through the same client,
+  limits and request cache as trace collection (`longthought.teacher.collect`).
+
+Budget forcing (`budget`, see `forcing`) is available on the local backends only: an API cannot be
+stopped mid-thought and made to answer.
+"""
+
+from __future__ import annotations
+
+from longthought.evaluate.forcing import BudgetForcing, validate_budget
+from longthought.evaluate.outputs import Output
+
+__all__ = ["Output", "generate_texts", "validate_sampling"]
+
+LOCAL_KINDS = ("local", "hf")
+
+
+def validate_sampling(sampling: dict) -> dict:
+    """Check the sampling block; returns it with defaults filled in. Errors name the key."""
+    if not isinstance(sampling, dict):
+        raise ValueError("sampling must be an object")
+    s = {"temperature": 0.0, "top_p": 1.0, "seed": 0, **sampling}
+    if "max_new_tokens" not in s:
+        raise ValueError("sampling.max_new_tokens is required")
+
+    def number(key: str, lo: float, hi: float, lo_open: bool = False) -> None:
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < lo or v > hi or (
+                lo_open and v == lo):
+            raise ValueError(f"sampling.{key} must be a number in {'(' if lo_open else '['}"
+                             f"{lo}, {hi}] (got {v!r})")
+
+    number("temperature", 0.0, 100.0)
+    number("top_p", 0.0, 1.0, lo_open=True)
+    for key in ("max_new_tokens", "seed"):
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, int) or (key == "max_new_tokens" and v < 1):
+            raise ValueError(f"sampling.{key} must be an integer"
+                             f"{' >= 1' if key == 'max_new_tokens' else ''} (got {v!r})")
+    return s
+
+
+def generate_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, n: int,
+                   budget: int | None = None, *, batch_size: int = 16,
+                   cache_dir: str | None = None,
+                   forcing: BudgetForcing | dict | None = None) -> list[list[Output]]:
+    """`n` outputs for each chat prompt (a list of {"role", "content"} messages).
+
+    Returns one list of n `Output`s per prompt, in prompt order. `budget` caps thinking tokens
+    (local backends). `cache_dir` is the API request cache. `forcing` configures the
+    end-of-thinking marker and the forced-answer suffix.
+    """
+    sampling = validate_sampling(sampling)
+    budget = validate_budget(budget)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (samples per prompt) must be an integer >= 1 (got {n!r})")
+    forcing = forcing if isinstance(forcing, BudgetForcing) else BudgetForcing.from_spec(forcing)
+    for i, messages in enumerate(prompts):
+        if not isinstance(messages, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role")
+                for m in messages):
+            raise ValueError(f"prompt {i}: expected a list of {{'role', 'content'}} messages")
+    if not prompts:
+        return []
+    name = model_spec.get("name", "?")
+    kind = model_spec.get("kind")
+    if kind in LOCAL_KINDS:
+        from longthought.evaluate.hf_backend import model_path
+
+        path = model_path(model_spec)
+        backend = model_spec.get("backend", "transformers")
+        if backend == "transformers":
+            from longthought.evaluate.hf_backend import load_generator
+
+            gen = load_generator(path, model_spec.get("device"), model_spec.get("dtype"),
+                                 model_spec.get("attn_implementation"))
+            return gen.generate(prompts, sampling, n, budget, forcing, batch_size)
+        if backend == "vllm":
+            from longthought.evaluate.vllm_backend import generate_vllm
+
+            return generate_vllm(path, model_spec, prompts, sampling, n, budget, forcing)
+        raise ValueError(f"model {name}: unknown backend {backend!r}; use transformers or vllm")
+    if kind == "api":
+        if budget is not None:
+            raise ValueError(f"model {name}: budget forcing needs a local backend "
+                             f"(transformers or vllm), not an API model")
+        if "teacher" not in model_spec:
+            raise ValueError(f"model {name}: an api model spec needs 'teacher'")
+        from longthought.evaluate.api_backend import generate_api
+
+        return generate_api(model_spec, prompts, sampling, n, cache_dir, forcing)
+    raise ValueError(f"model {name}: unknown kind {kind!r}; use 'local' or 'api'")

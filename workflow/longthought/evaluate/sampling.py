@@ -1,0 +1,54 @@
+"""Reproducible sampling that does not depend on how samples are batched.
+
+Each sample (prompt, sample index) gets its own seed, a hash of the run seed, the canonical
+prompt and the sample index; from it, one uniform number per output position is drawn up front.
+The token at position t is chosen by inverse-CDF sampling with the t-th uniform over the
+temperature- and top-p-adjusted distribution. Nothing depends on a global RNG, on which other
+samples share the batch, or on when a neighbour finishes; so batched and sequential generation,
+and reruns, give the same tokens on the CPU. (Logits of a padded batch can differ from an
+unpadded one in the last float bits; a token flips only if a uniform lands within that distance
+of a CDF boundary, about 1e-7 per token.)
+
+Because the seed does not include the thinking budget, the runs at different budgets share their
+random numbers: a capped sample follows the unconstrained one until the cap (common random
+numbers), so budget curves compare like with like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+
+
+def sample_seed(seed: int, messages: list[dict], sample_index: int) -> int:
+    """The 63-bit seed of one sample: stable across runs, machines and batch layouts."""
+    key = json.dumps([int(seed), messages, int(sample_index)], sort_keys=True, ensure_ascii=False)
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+def uniforms(seed: int, length: int) -> torch.Tensor:
+    """`length` float64 uniforms in [0, 1) from a private generator seeded with `seed`."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.rand(length, generator=gen, dtype=torch.float64)
+
+
+def choose_tokens(logits: torch.Tensor, u: torch.Tensor, temperature: float,
+                  top_p: float) -> torch.Tensor:
+    """Next token per row from `logits` [rows, vocab] and one uniform per row `u` [rows].
+
+    temperature 0 is greedy. Otherwise softmax(logits / temperature), keep the smallest set of
+    most likely tokens whose mass reaches top_p (at least one), and pick by inverse CDF with u.
+    """
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    if top_p < 1.0:
+        before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of strictly more likely tokens
+        sorted_p = sorted_p * (before < top_p)
+    cdf = torch.cumsum(sorted_p, dim=-1)
+    target = (u.to(cdf.device, torch.float64) * cdf[:, -1]).unsqueeze(-1)
+    pick = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[-1] - 1)
+    return order.gather(-1, pick).squeeze(-1)
