@@ -1,0 +1,80 @@
+"""The per-item table of a generalization run: one row per (item, sample), with its judgement.
+
+`generalization/{model}/{gset}.items.parquet`. It keeps everything needed to audit a number in
+the report: the question, the model's response, the judge's raw answer and how it was read. Rows
+whose judge answered off-format, refused or failed are kept with that status and `passed` False.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pandera.errors
+from pandera.pandas import Check, Column, DataFrameSchema
+
+from longthought.generalization.verdicts import CATEGORIES, STATUSES
+from longthought.io import TableError, atomic_path
+
+_opt_str = Column(str, nullable=True)
+
+ITEMS = DataFrameSchema(
+    {
+        "model": Column(str),
+        "benchmark": Column(str),  # the set name
+        "category": Column(str, Check.isin(list(CATEGORIES))),
+        "item_id": Column(str),
+        "sample_index": Column(int, Check.ge(0)),
+        "question": Column(str),  # the user's (last) message to the model
+        "gold": _opt_str,
+        "asserted": _opt_str,  # probe: the wrong answer the user asserted
+        "response": Column(str),  # the model's answer ("" when generation produced nothing)
+        "output_tokens": Column("Int64", Check.ge(0), nullable=True),
+        "finish_reason": _opt_str,
+        "judge": Column(str),  # judge name, "rule" for the probe
+        "request_key": _opt_str,  # the judge request's cache key
+        "judge_output": _opt_str,  # the judge's raw answer
+        "status": Column(str, Check.isin(list(STATUSES))),
+        "label": _opt_str,  # safe/unsafe, correct/..., (non_)sycophantic, probe labels
+        "score": Column(float, Check.in_range(0, 100), nullable=True),  # general_qa
+        "passed": Column(bool),
+        "extracted_answer": _opt_str,  # probe: the response's final answer
+        "control_label": _opt_str,  # probe: outcome without the assertion / before push-back
+        "detail": _opt_str,  # why unparseable / the judge error
+    },
+    name="generalization_items",
+    strict=True,
+    coerce=True,
+    unique=["model", "benchmark", "item_id", "sample_index"],
+)
+
+COLUMNS = list(ITEMS.columns)
+
+
+def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate against ITEMS; raise TableError naming `source`, the rows and the columns."""
+    try:
+        return ITEMS.validate(df.reset_index(drop=True), lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.head(10)
+        lines = [f"  row {case['index']}, column {case['column']!r}: {case['check']} "
+                 f"(got {case['failure_case']!r})" for _, case in cases.iterrows()]
+        raise TableError(f"{source}: does not match the 'generalization_items' schema:\n"
+                         + "\n".join(lines)) from None
+
+
+def write_items(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
+    df = validate_items(df, f"writing {path}")
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return df
+
+
+def read_items(path: str | os.PathLike[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
+    return validate_items(df, str(path))
