@@ -140,7 +140,8 @@ def test_cost_curve_orders_points_by_cost():
 
 def test_paper_reference_points():
     assert canonical_benchmark("AIME 2024") == "aime2024" == canonical_benchmark("aime24")
-    assert canonical_benchmark("math500") == "math500" and canonical_benchmark("heldout") is None
+    assert canonical_benchmark("math500") == "math500" == canonical_benchmark("math500-local")
+    assert canonical_benchmark("heldout") is None and canonical_benchmark("aime25") is None
     ref = reference_points("aime24").set_index("model")
     assert ref.loc["o1-mini", "accuracy"] == pytest.approx(21 / 30)
     assert ref.loc["o1-preview", "avg_output_tokens"] == 9083

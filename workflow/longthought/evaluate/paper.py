@@ -21,19 +21,17 @@ TABLE1: list[tuple[str, str, float, float, str]] = [
     ("distilled Qwen2.5-Math-72B", "math500", 0.872, 2235, "87.2"),
 ]
 
-# benchmark names in config that mean the paper's sets (compared after lowercasing and removing
-# everything but letters and digits, so "AIME 2024", "aime_24" and "aime24" all match)
-ALIASES: dict[str, str] = {
-    "aime2024": "aime2024",
-    "aime24": "aime2024",
-    "math500": "math500",
-    "math": "math500",
-}
+# benchmark names in config that mean the paper's sets: compared after lowercasing and removing
+# everything but letters and digits, by prefix, so "AIME 2024", "aime_24", "aime24" and
+# "aime24-local" all match
+_PREFIXES: list[tuple[str, str]] = [("aime2024", "aime2024"), ("aime24", "aime2024"),
+                                    ("math500", "math500")]
 
 
 def canonical_benchmark(name: str) -> str | None:
     """The paper's benchmark key for one of our benchmark names, or None if it is not one."""
-    return ALIASES.get(re.sub(r"[^a-z0-9]", "", name.lower()))
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return next((paper for prefix, paper in _PREFIXES if key.startswith(prefix)), None)
 
 
 def reference_points(benchmark: str | None = None) -> pd.DataFrame:
