@@ -11,8 +11,11 @@ import os
 import pandas as pd
 
 from longthought.io import atomic_path, validate
-from longthought.transparency.cards import Card
-from longthought.transparency.rubric import Rubric
+from longthought.transparency.cards import Card, load_card, load_cards
+from longthought.transparency.rubric import Rubric, load_rubric
+
+__all__ = ["breakdown_text", "card_rows", "leaderboard", "leaderboard_markdown", "load_card",
+           "load_cards", "load_rubric", "plot_leaderboard", "scores_table"]
 
 EVIDENCE_SEP = "; "
 # one colour per dimension, in rubric order (colour-blind safe: Okabe-Ito)
@@ -49,15 +52,20 @@ def scores_table(cards: list[Card]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def leaderboard(cards: list[Card] | pd.DataFrame) -> pd.DataFrame:
+def leaderboard(cards: list[Card] | pd.DataFrame, rubric: Rubric | None = None) -> pd.DataFrame:
     """Per-project dimension subtotals and total, best first (ties keep the input order).
 
     Accepts Card objects or a TTI_SCORES frame (e.g. read back from results.duckdb). Columns:
-    project, one per dimension (in rubric / first-seen order), total.
+    project, one per dimension (in `rubric` order if given, else first-seen order), total.
     """
     rows = scores_table(cards) if isinstance(cards, list) else validate(
         cards.reset_index(drop=True), "tti_scores", "tti_scores rows")
     dims = list(dict.fromkeys(rows["dimension"]))
+    if rubric is not None:
+        unknown = sorted(set(dims) - set(rubric.dimension_ids))
+        if unknown:
+            raise ValueError(f"tti_scores rows: dimension(s) {unknown} not in {rubric.path}")
+        dims = rubric.dimension_ids
     projects = list(dict.fromkeys(rows["project"]))
     table = (rows.pivot_table(index="project", columns="dimension", values="earned",
                               aggfunc="sum", fill_value=0)

@@ -98,6 +98,10 @@ def _read_columns(path: Path, schema_name: str, columns: list[str]) -> pd.DataFr
                          f"(got {case.get('failure_case')!r})") from None
 
 
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
 def _fmt(values: Iterable[Any]) -> str:
     vals = sorted({v for v in values if v is not None and not pd.isna(v)}, key=str)
     return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals) or "n/a"
@@ -274,7 +278,7 @@ def check_data_characteristics(run: RunRecord) -> Finding:
         roles = "/".join(m.get("role", "?") for m in run.first_messages(ds) if isinstance(m, dict))
         size = (f"completion tokens median {statistics.median(toks):g} "
                 f"(min {min(toks)}, max {max(toks)})" if toks else "no token counts")
-        parts.append(f"{ds}: {len(df)} rows from tasks {_fmt(df['task'])}, chat messages "
+        parts.append(f"{ds}: {_rows(len(df))} from tasks {_fmt(df['task'])}, chat messages "
                      f"({roles or 'empty'}), {size}")
     return Finding(True, [run.show(run.dataset_path(d, ".parquet")) for d in names],
                    "Each curated dataset is a 'dataset'-schema table: " + "; ".join(parts) + ".")
@@ -360,22 +364,21 @@ def check_synthetic_data_process(run: RunRecord) -> Finding:
 # --- methodology --------------------------------------------------------------------------------
 
 def _base_of(run: RunRecord, student: str) -> tuple[str, str] | None:
-    """(description, evidence path) of a student's base model, from hparams or config."""
-    hp = run.hparams.get(student)
-    if hp:
-        found = _find_keys(hp, {"base_model", "base_model_name_or_path", "model_name_or_path"})
-        if found and found[0][1]:
-            return str(found[0][1]), run.show(run.hparams_path(student))
+    """(description, evidence path) of a student's base model, from hparams or else config."""
     spec = (run.cfg.get("students") or {}).get(student) or {}
-    base = spec.get("base_model")
+    base, where = spec.get("base_model"), run.config_path
+    found = _find_keys(run.hparams.get(student) or {},
+                       {"base_model", "base_model_name_or_path", "model_name_or_path"})
+    if found and found[0][1]:
+        base, where = found[0][1], run.show(run.hparams_path(student))
     if not base:
         return None
     if base == "tiny":
         t = spec.get("tiny") or {}
         arch = ", ".join(f"{k} {t[k]}" for k in ("hidden_size", "num_layers", "num_heads",
                                                    "vocab_size") if k in t)
-        base = f"tiny Qwen2-architecture model built locally ({arch})"
-    return str(base), run.config_path
+        base = f"tiny Qwen2-architecture model built locally ({arch or 'default size'})"
+    return str(base), where
 
 
 def check_base_model(run: RunRecord) -> Finding:
@@ -446,7 +449,7 @@ def check_long_thought_workflow(run: RunRecord) -> Finding:
             srcs.append(f"{t} (teacher {spec.get('teacher', 'import')} answered by "
                         f"{_fmt(tr['model'])}, prompt {spec.get('prompt', 'import')}, pool "
                         f"{spec.get('pool', '-')}: {ok}/{len(tr)} ok)")
-        parts.append(f"{' + '.join(srcs)} -> funnel -> {d} ({len(run.datasets[d])} rows)")
+        parts.append(f"{' + '.join(srcs)} -> funnel -> {d} ({_rows(len(run.datasets[d]))})")
     evidence = [run.show(p) for p in dict.fromkeys(needed)]
     return Finding(True, evidence, "Problems -> teacher traces -> verified, filtered, "
                    "decontaminated -> chat-format SFT rows: " + "; ".join(parts) + ".")
@@ -486,9 +489,12 @@ def check_compute(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
         return _no("This run trains no student, so no training compute is recorded.")
+    miss = _missing([run.hparams_path(s) for s in students], run, "Training records")
+    if miss:
+        return miss
     parts, evidence, gone = [], [], []
     for s in students:
-        hw = _find_keys(run.hparams.get(s) or {}, HARDWARE_KEYS)
+        hw = _find_keys(run.hparams[s], HARDWARE_KEYS)
         if not hw:
             gone.append(s)
             continue
@@ -523,22 +529,14 @@ def check_hyperparameters(run: RunRecord) -> Finding:
                    + ", ".join(run.show(run.hparams_path(s)) for s in no_lr) + ".")
     parts = []
     for s in students:
-        keys = sorted({k.split(".")[-1].split("[")[0]
-                       for k, _ in _find_keys(run.hparams[s], _ALL_KEYS)})
-        parts.append(f"{s}: {len(keys)} settings recorded ({', '.join(keys[:12])}"
-                     + (", ..." if len(keys) > 12 else "") + ")")
+        hp = run.hparams[s]
+        stages = [st for st in hp.get("stages") or [] if isinstance(st, dict)]
+        keys = sorted({k for st in stages for k in st}) or sorted(hp)
+        where = f"{len(stages)} stage(s) with" if stages else "top-level"
+        parts.append(f"{s}: {where} {', '.join(keys[:14])}" + (", ..." if len(keys) > 14 else ""))
     return Finding(True, [run.show(run.hparams_path(s)) for s in students],
-                   "Every training setting of every stage, as run: " + "; ".join(parts) + ".")
-
-
-class _AnyKey(set):
-    """A key set that matches every leaf key (for listing what hparams.json records)."""
-
-    def __contains__(self, key: object) -> bool:  # noqa: D105
-        return True
-
-
-_ALL_KEYS = _AnyKey()
+                   "Training settings recorded as run (learning rate included): "
+                   + "; ".join(parts) + ".")
 
 
 def check_ablations(run: RunRecord) -> Finding:
@@ -615,9 +613,9 @@ def check_custom_metrics(run: RunRecord) -> Finding:
              if budgets else "")
     return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
                    "The pipeline's own metric is inference cost: mean output tokens per problem "
-                   "(output_tokens per sample), the paper's cost measure, so accuracies are "
-                   "compared at a stated cost and raised with maj@k rather than by spending "
-                   "unreported compute." + extra)
+                   "(output_tokens per sample), the paper's cost measure: accuracies are "
+                   "compared at a stated cost, and a higher target cost is reached with maj@k "
+                   "(majority vote, no reward model)." + extra)
 
 
 def _conditions(g: pd.DataFrame) -> dict[str, str]:
@@ -731,7 +729,8 @@ def _code_finding(run: RunRecord, package: str, rule: str, what: str) -> Finding
                                   (run.code("rules", rule), run.code("Snakefile")) if p.is_file()]
     names = ", ".join(p.name for p in real)
     return Finding(True, evidence,
-                   f"The {what} code of this pipeline ({names}) is part of its public repository.")
+                   f"The {what} code of this pipeline ({names}) is in its repository, "
+                   "released with it.")
 
 
 def check_training_code(run: RunRecord) -> Finding:
@@ -749,10 +748,10 @@ def check_usage_guide(run: RunRecord) -> Finding:
     text = readme.read_text(encoding="utf-8", errors="replace")
     if not re.search(r"snakemake|longthought ", text, re.IGNORECASE):
         return _no(f"{run.show(readme)} does not say how to run the pipeline.")
-    evidence = [run.show(readme)] + [run.show(p) for p in (run.code("config", "README.md"),)
-                                     if p.is_file()]
-    return Finding(True, evidence, "The README walks through installing and running the "
-                   "workflow; config/README.md explains every config key.")
+    keys = run.code("config", "README.md")
+    evidence = [run.show(readme)] + ([run.show(keys)] if keys.is_file() else [])
+    return Finding(True, evidence, "The README says how to install and run the workflow"
+                   + ("; config/README.md explains the config keys." if keys.is_file() else "."))
 
 
 def check_technical_paper(run: RunRecord) -> Finding:

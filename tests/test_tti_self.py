@@ -1,0 +1,278 @@
+"""`longthought tti self`: the run's own scorecard, from tiny recorded files built here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from longthought.cli import main
+from longthought.io import write_table
+from longthought.transparency.cards import load_card
+from longthought.transparency.rubric import load_rubric
+from longthought.transparency.self_assess import assess_run
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRIC = load_rubric(ROOT / "config" / "tti" / "rubric.yaml")
+R = "results"
+MODELS = ["tiny@init", "tiny", "sim-o1"]
+
+
+def _config() -> dict:
+    fam = {"addition": {"digits": 3}}
+    return {
+        "seed": 1,
+        "pools": {"arith": {"source": "procedural", "split": "train", "n": 4, "seed": 1,
+                            "families": fam, "filters": {}}},
+        "benchmarks": {"heldout": {"source": "procedural", "split": "heldout", "n": 2,
+                                   "seed": 2, "families": fam}},
+        "teachers": {"sim-o1": {"base_url": "sim", "model": "sim-o1",
+                                "sampling": {"temperature": 0.7, "top_p": 0.95}}},
+        "prompts": {"distill": {"system": None, "user": "Solve: {problem}"}},
+        "tasks": {"distill-arith": {"teacher": "sim-o1", "prompt": "distill", "pool": "arith"}},
+        "datasets": {"longthought-arith": {"tasks": ["distill-arith"], "filters": {}}},
+        "students": {"tiny": {"base_model": "tiny", "tiny": {"hidden_size": 16, "num_layers": 1},
+                              "stages": [{"dataset": "longthought-arith", "lr": 1e-3}]}},
+        "evaluation": {"models": MODELS, "benchmarks": ["heldout"], "k": [1, 2],
+                       "sampling": {"n": 2, "temperature": 0.7, "top_p": 0.95,
+                                    "max_new_tokens": 64, "seed": 0}},
+    }
+
+
+def _traces(task: str) -> list[dict]:
+    rows = []
+    for i in range(2):
+        req = {"model": "sim-o1", "messages": [{"role": "user", "content": f"Solve: {i}+1"}],
+               "temperature": 0.7}
+        rows.append({
+            "trace_id": f"{task}/p{i}/0", "task": task, "teacher": "sim-o1", "prompt": "distill",
+            "problem_id": f"p{i}", "problem": f"{i}+1", "answer": str(i + 1), "sample_index": 0,
+            "request_key": f"k{i}", "request": json.dumps(req), "response": "{}",
+            "content": f"\\boxed{{{i + 1}}}", "reasoning_content": None, "finish_reason": "stop",
+            "model": "sim-o1", "prompt_tokens": 5, "completion_tokens": 20,
+            "reasoning_tokens": None, "latency_s": 0.1, "attempts": 1, "cached": False,
+            "status": "ok", "error": None, "cost_usd": 0.001})
+    return rows
+
+
+def _generations(model: str, temperature: float = 0.7) -> list[dict]:
+    return [{"model": model, "benchmark": "heldout", "problem_id": f"h{p}", "sample_index": s,
+             "budget": None, "prompt": "q", "output": "\\boxed{1}", "output_tokens": 10 + s,
+             "thinking_tokens": None, "finish_reason": "stop", "extracted_answer": "1",
+             "correct": True, "verdict": "correct", "latency_s": 0.1, "backend": "transformers",
+             "temperature": temperature, "top_p": 0.95, "max_new_tokens": 64, "seed": s}
+            for p in range(2) for s in range(2)]
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """A repo root with config, code, README and a complete tiny run under results/."""
+    monkeypatch.chdir(tmp_path)
+    Path("config.yaml").write_text(yaml.safe_dump(_config()))
+    for pkg, mod in (("train", "sft.py"), ("evaluate", "metrics.py")):
+        d = Path("workflow/longthought") / pkg
+        d.mkdir(parents=True)
+        (d / "__init__.py").write_text("")
+        (d / mod).write_text('"""code"""\n')
+    Path("README.md").write_text("# longthought\n\nRun it: `snakemake --cores 2`.\n")
+
+    write_table(pd.DataFrame(_traces("distill-arith")), f"{R}/traces/distill-arith.parquet",
+                "traces")
+    ds = "longthought-arith"
+    write_table(pd.DataFrame([{
+        "sample_id": "distill-arith/p0/0", "dataset": ds, "task": "distill-arith",
+        "problem_id": "p0", "problem": "0+1", "answer": "1",
+        "messages": json.dumps([{"role": "user", "content": "0+1"},
+                                {"role": "assistant", "content": "<think>..</think> 1"}]),
+        "completion_tokens": 20}]), f"{R}/datasets/{ds}.parquet", "dataset")
+    write_table(pd.DataFrame([
+        {"dataset": ds, "step": 0, "filter": "truncated", "rows_in": 2, "removed": 0,
+         "rows_out": 2},
+        {"dataset": ds, "step": 1, "filter": "correct", "rows_in": 2, "removed": 1,
+         "rows_out": 1}]), f"{R}/datasets/{ds}.funnel.parquet", "funnel")
+    write_table(pd.DataFrame([{"sample_id": "distill-arith/p1/0", "dataset": ds,
+                               "task": "distill-arith", "problem_id": "p1", "filter": "correct",
+                               "reason": "wrong answer", "detail": "3"}]),
+                f"{R}/datasets/{ds}.rejected.parquet", "rejected")
+    Path(f"{R}/datasets/{ds}.hf").mkdir()
+    (Path(f"{R}/datasets/{ds}.hf") / "dataset_info.json").write_text("{}")
+
+    mdir = Path(f"{R}/models/tiny")
+    mdir.mkdir(parents=True)
+    (mdir / "hparams.json").write_text(json.dumps({
+        "student": "tiny", "base_model": "tiny",
+        "stages": [{"dataset": ds, "lr": 1e-3, "epochs": 1, "batch_size": 2}],
+        "device": "cpu", "num_processes": 1}))
+    (mdir / "model.safetensors").write_bytes(b"\0" * 16)
+    write_table(pd.DataFrame([{"student": "tiny", "stage": 0, "dataset": ds, "step": 1,
+                               "epoch": 1.0, "loss": 1.0, "lr": 1e-3, "grad_norm": 1.0,
+                               "tokens": 100, "tokens_per_s": 50.0, "mem_mb": None}]),
+                mdir / "train_log.parquet", "train_log")
+    for m in MODELS:
+        write_table(pd.DataFrame(_generations(m)), f"{R}/generations/{m}/heldout.parquet",
+                    "generations")
+    return tmp_path
+
+
+def _assess(config: dict | None = None):
+    if config is not None:
+        Path("config.yaml").write_text(yaml.safe_dump(config))
+    return assess_run({}, R, "config.yaml", RUBRIC)
+
+
+def test_complete_run_cites_the_files_that_prove_each_item(run_dir):
+    card = _assess()
+    a = card.answers
+    no = sorted(i for i, x in a.items() if not x.yes)
+    # benchmark_choice: no reason recorded; ablations: one recipe; paper: none
+    assert no == ["ablations", "benchmark_choice", "technical_paper"]
+    assert all(not x.inferred for x in a.values())
+    ds = "results/datasets/longthought-arith"
+    assert a["data_sources"].evidence == ("config.yaml",)
+    assert a["data_characteristics"].evidence == (f"{ds}.parquet",)
+    assert a["data_selection"].evidence == (f"{ds}.funnel.parquet", f"{ds}.rejected.parquet")
+    assert "2 in -> truncated -0, correct -1 -> 1 kept" in a["data_selection"].note
+    assert a["synthetic_data_process"].evidence == ("results/traces/distill-arith.parquet",
+                                                    f"{ds}.funnel.parquet")
+    assert a["hyperparameters"].evidence == ("results/models/tiny/hparams.json",)
+    assert a["base_model"].evidence == ("results/models/tiny/hparams.json",)
+    assert a["training_pipeline"].note == "SFT stages in order: tiny: longthought-arith."
+    assert a["compute"].evidence == ("results/models/tiny/hparams.json",
+                                     "results/models/tiny/train_log.parquet")
+    gens = tuple(f"results/generations/{m}/heldout.parquet" for m in MODELS)
+    assert a["decoding_params"].evidence == gens
+    assert a["consistent_evaluation"].evidence == gens
+    assert "temperature 0.7" in a["decoding_params"].note
+    assert a["metric_definitions"].evidence[0] == "workflow/longthought/evaluate/metrics.py"
+    assert a["post_training_data"].evidence == (f"{ds}.hf",)
+    assert a["long_thought_data"].evidence == ("results/traces/distill-arith.parquet",)
+    assert a["model_weights"].evidence == ("results/models/tiny/model.safetensors",)
+    assert a["training_code"].evidence[0] == "workflow/longthought/train"
+    assert a["usage_guide"].evidence == ("README.md",)
+    assert "Stated not used" in a["search_algorithm"].note
+    assert "Stated not used" in a["rl_algorithm"].note
+    assert card.subtotals()["total"] == 100 - 4 - 4 - 4
+
+
+def test_benchmark_description_justifies_choice(run_dir):
+    cfg = _config()
+    cfg["benchmarks"]["heldout"]["description"] = "held out from training by construction"
+    a = _assess(cfg).answers["benchmark_choice"]
+    assert a.yes and a.evidence == ("config.yaml",)
+    assert "heldout: held out from training by construction" in a.note
+
+
+def test_missing_files_answer_no_naming_them(run_dir):
+    ds = "results/datasets/longthought-arith"
+    Path(f"{ds}.funnel.parquet").unlink()
+    Path("results/models/tiny/hparams.json").unlink()
+    Path("results/models/tiny/model.safetensors").unlink()
+    Path("results/generations/sim-o1/heldout.parquet").unlink()
+    shutil.rmtree("workflow/longthought/train")
+    a = _assess().answers
+    assert not a["data_selection"].yes
+    assert f"{ds}.funnel.parquet" in a["data_selection"].note
+    assert not a["synthetic_data_process"].yes and not a["long_thought_workflow"].yes
+    assert not a["hyperparameters"].yes
+    assert "results/models/tiny/hparams.json" in a["hyperparameters"].note
+    assert not a["compute"].yes and "results/models/tiny/hparams.json" in a["compute"].note
+    # the stage order still comes from the train log, the base model from the config
+    assert a["training_pipeline"].evidence == ("results/models/tiny/train_log.parquet",)
+    assert a["base_model"].evidence == ("config.yaml",) and "tiny Qwen2" in a["base_model"].note
+    assert not a["model_weights"].yes and "results/models/tiny" in a["model_weights"].note
+    for item in ("decoding_params", "evaluation_level", "consistent_evaluation"):
+        assert not a[item].yes
+        assert "results/generations/sim-o1/heldout.parquet" in a[item].note
+    assert not a["training_code"].yes and a["evaluation_code"].yes
+    assert all(x.evidence == () for x in a.values() if not x.yes)
+
+
+def test_hparams_without_hardware_or_lr(run_dir):
+    hp = Path("results/models/tiny/hparams.json")
+    hp.write_text(json.dumps({"base_model": "Qwen/Qwen2.5-0.5B",
+                              "stages": [{"dataset": "longthought-arith", "epochs": 1}]}))
+    a = _assess().answers
+    assert not a["compute"].yes and "No hardware" in a["compute"].note
+    assert not a["hyperparameters"].yes and "no learning rate" in a["hyperparameters"].note
+    assert a["base_model"].yes and a["base_model"].note == "tiny: Qwen/Qwen2.5-0.5B."
+    # the shape `longthought train` writes (train/loop.py)
+    hp.write_text(json.dumps({"student": "tiny", "base_model": "tiny", "world_size": 2,
+                              "distributed_type": "MULTI_GPU", "device": "cuda:0",
+                              "stages": [{"dataset": "longthought-arith", "lr": 2e-3,
+                                          "epochs": 3, "batch_size": 32}],
+                              "packages": {"torch": "2.13.0"}}))
+    a = _assess().answers
+    assert a["compute"].yes and "world_size=2" in a["compute"].note
+    assert "device=cuda:0" in a["compute"].note
+    assert a["hyperparameters"].yes
+    assert "1 stage(s) with batch_size, dataset, epochs, lr" in a["hyperparameters"].note
+
+
+def test_empty_run_answers_no_with_reasons(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    card = _assess({"pools": {}, "evaluation": {"models": [], "benchmarks": []}})
+    a = card.answers
+    assert "names no problem pools" in a["data_sources"].note
+    assert "trains no student" in a["base_model"].note
+    assert "evaluates nothing" in a["decoding_params"].note
+    assert "no weights" in a["model_weights"].note
+    assert not a["usage_guide"].yes and "README.md" in a["usage_guide"].note
+    # statements of non-use still hold for a run that does nothing
+    assert a["search_algorithm"].yes and a["rl_algorithm"].yes
+    assert card.subtotals()["total"] == 12
+
+
+def test_search_and_rl_statements_withdrawn_when_config_contradicts(run_dir):
+    cfg = _config()
+    cfg["evaluation"]["sampling"]["num_beams"] = 4
+    cfg["students"]["tiny"]["stages"][0]["dpo"] = {"beta": 0.1}
+    a = _assess(cfg).answers
+    assert not a["search_algorithm"].yes and "num_beams=4" in a["search_algorithm"].note
+    assert not a["rl_algorithm"].yes and "dpo" in a["rl_algorithm"].note
+    cfg["evaluation"]["sampling"]["num_beams"] = 1  # greedy/sampling: no beam search
+    del cfg["students"]["tiny"]["stages"][0]["dpo"]
+    a = _assess(cfg).answers
+    assert a["search_algorithm"].yes and a["rl_algorithm"].yes
+
+
+def test_inconsistent_decoding_is_named(run_dir):
+    write_table(pd.DataFrame(_generations("sim-o1", temperature=1.0)),
+                "results/generations/sim-o1/heldout.parquet", "generations")
+    a = _assess().answers
+    assert not a["consistent_evaluation"].yes
+    assert "temperature differs" in a["consistent_evaluation"].note
+    assert "sim-o1 1" in a["consistent_evaluation"].note
+    assert a["decoding_params"].yes  # still recorded for every model
+
+
+def test_too_few_samples_for_k(run_dir):
+    cfg = _config()
+    cfg["evaluation"]["k"] = [1, 8]
+    a = _assess(cfg).answers["metric_definitions"]
+    assert not a.yes and "k up to 8" in a.note and "2 samples per problem" in a.note
+
+
+def test_malformed_table_fails_naming_the_file(run_dir):
+    pd.DataFrame({"dataset": ["x"]}).to_parquet(
+        "results/datasets/longthought-arith.funnel.parquet")
+    with pytest.raises(ValueError, match=r"longthought-arith\.funnel\.parquet"):
+        _assess()
+
+
+def test_cli_self_writes_a_valid_card(run_dir, capsys):
+    rubric = str(ROOT / "config" / "tti" / "rubric.yaml")
+    rc = main(["tti", "self", "--spec", json.dumps({"project": "longthought (this run)"}),
+               "--results-dir", R, "--config", "config.yaml",
+               "--out", "results/tti/longthought.yaml", "--rubric", rubric])
+    assert rc == 0
+    assert "longthought (this run) 88/100" in capsys.readouterr().out
+    card = load_card("results/tti/longthought.yaml", RUBRIC)
+    assert card.project == "longthought (this run)"
+    assert card.answers["model_weights"].evidence == ("results/models/tiny/model.safetensors",)
+    rc = main(["tti", "self", "--spec", '{"projekt": 1}', "--config", "config.yaml",
+               "--out", "x.yaml", "--rubric", rubric])
+    assert rc == 2 and "unknown key(s) ['projekt']" in capsys.readouterr().err
