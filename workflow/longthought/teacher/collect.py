@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAioHttpClient
@@ -372,11 +373,16 @@ class _Collector:
             if status >= 500 or status in (408, 409):
                 raise _Retry("server", reason, delay) from None
             raise _Fatal(reason) from None
-        except (openai.APITimeoutError, TimeoutError):
-            raise _Retry("timeout", f"timeout: no response within {self.limits.timeout_s:g} s")\
-                from None
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
+        except (openai.APIConnectionError, TimeoutError) as exc:
+            # (APITimeoutError is an APIConnectionError.) The aiohttp transport reports a dropped
+            # connection as a connect timeout, so look at the root cause to say which it was.
+            dropped = _dropped_connection(exc)
+            if dropped is not None:
+                raise _Retry("connection", self._scrub(f"connection error: {dropped}")) from None
+            if isinstance(exc, openai.APITimeoutError | TimeoutError):
+                raise _Retry("timeout", f"timeout: no response within "
+                             f"{self.limits.timeout_s:g} s") from None
+            cause = _root_cause(exc)
             raise _Retry("connection", self._scrub(
                 f"connection error: {type(cause).__name__}: {cause}")) from None
         try:
@@ -492,6 +498,27 @@ class _Collector:
 
     def _prefix(self) -> str:
         return f"[{self.tag}] " if self.tag else ""
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return exc
+
+
+def _dropped_connection(exc: BaseException) -> str | None:
+    """'ServerDisconnectedError: ...' when the server closed the connection mid-request."""
+    cur: BaseException | None = exc
+    seen = set()
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+                      | ConnectionResetError | aiohttp.ClientPayloadError):
+            return f"{type(cur).__name__}: {cur}"
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

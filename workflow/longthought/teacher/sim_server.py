@@ -18,9 +18,13 @@ import importlib
 import json
 import math
 import os
+import queue
 import random
+import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from longthought.teacher.tokens import (
 )
 
 JUDGE_MODULE = "longthought.teacher.sim_judge"
+SIM_KEY: web.AppKey[SimServer] = web.AppKey("sim")
 MAX_EVENTS = 20000
 
 
@@ -316,7 +321,7 @@ def build_app(spec: dict[str, Any] | None) -> web.Application:
     """The aiohttp application for a sim spec (validated; ValueError names a bad key)."""
     sim = SimServer(parse_sim_config(spec))
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["sim"] = sim
+    app[SIM_KEY] = sim
     app.router.add_post("/v1/chat/completions", sim.chat)
     app.router.add_get("/v1/models", sim.models)
     app.router.add_get("/sim/stats", sim.stats_view)
@@ -356,3 +361,41 @@ def serve(host: str, port: int, port_file: str | None, spec: dict[str, Any] | No
         pass
     finally:
         loop.close()
+
+
+@contextmanager
+def serve_in_thread(spec: dict[str, Any] | None, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run the sim server on a background thread's event loop (tests, benchmarks); yields the
+    base URL (`http://host:port/v1`). Real HTTP on loopback, just without a child process."""
+    app = build_app(spec)
+    ready: queue.Queue[Any] = queue.Queue()
+    loop = asyncio.new_event_loop()
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, host, 0, backlog=1024).start()
+        return runner
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            runner = loop.run_until_complete(start())
+        except Exception as exc:  # report, don't hang the caller
+            ready.put(exc)
+            return
+        ready.put(runner)
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="teacher-sim", daemon=True)
+    thread.start()
+    runner = ready.get(timeout=30)
+    if isinstance(runner, Exception):
+        raise runner
+    try:
+        yield f"http://{host}:{runner.addresses[0][1]}/v1"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
