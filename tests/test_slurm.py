@@ -43,6 +43,8 @@ WORKFLOW_FILES = ["Snakefile", "rules", "config", "envs", "slurm", "profiles", "
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
 MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
 GPU_RULES = {"train", "generate_local"}
+# What the job made to fail prints (the shell command echoed in the log does not match: ^).
+FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
 
@@ -303,7 +305,7 @@ def test_job_failing_once_was_retried_and_the_run_completed(runs):
             for p in (
                 runs["slurm_dir"] / ".snakemake/slurm_logs" / f"rule_{job[0]}" / wildcards
             ).glob("*.log")
-            if "testing.fail_once" in p.read_text(errors="replace")
+            if FAIL_ONCE_MESSAGE.search(p.read_text(errors="replace"))
         ]
         assert failed_logs, f"{job}: no SLURM log of the failed attempt"
     assert (runs["slurm_dir"] / "results/results.duckdb").exists()
@@ -316,3 +318,18 @@ def test_results_equal_a_local_run(runs):
     assert any(name.startswith("results.duckdb:") for name in got)
     for name in sorted(want):
         pd.testing.assert_frame_equal(got[name], want[name], check_exact=False, rtol=1e-6, obj=name)
+
+
+def test_slurm_up_reuses_a_running_cluster(cluster):
+    proc = subprocess.run(
+        ["bash", "scripts/slurm-up.sh"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "already up" in proc.stderr
+    check = subprocess.run(["bash", "scripts/slurm-up.sh", "--check"], cwd=REPO)
+    assert check.returncode == 0
+    info = subprocess.run(
+        ["sinfo", "-h", "-o", "%P %G"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert {line.split()[0] for line in info if line} == {"cpu*", "gpu"}
+    assert all("gpu:fake:" in line for line in info if line)
