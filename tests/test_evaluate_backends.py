@@ -6,6 +6,8 @@ appends the forced answer, the natural end of thinking is counted, and bad input
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -150,3 +152,16 @@ def test_vllm_backend_is_optional_and_says_how_to_get_it(tiny):
             generate_texts({**tiny, "backend": "vllm"}, PROMPTS, SAMPLING, n=1)
     else:
         pytest.skip("vllm is installed here; the GPU path is exercised on a GPU machine")
+
+
+def test_init_pointer_dir_loads_the_model_it_points_to(tiny, tmp_path):
+    init = tmp_path / "tiny@init"
+    init.mkdir()
+    (init / "init.json").write_text(json.dumps({"student": "tiny", "base_model": tiny["path"],
+                                                "kind": "local", "path": tiny["path"]}))
+    direct = generate_texts(tiny, PROMPTS[:1], SAMPLING, n=2)
+    via = generate_texts({**tiny, "path": str(init)}, PROMPTS[:1], SAMPLING, n=2)
+    assert texts(via) == texts(direct)
+    (init / "init.json").unlink()
+    with pytest.raises(ValueError, match="init.json"):
+        generate_texts({**tiny, "path": str(init)}, PROMPTS[:1], SAMPLING, n=1)

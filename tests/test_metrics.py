@@ -151,7 +151,8 @@ def test_paper_reference_points():
 
 
 def test_plots_write_pngs(tmp_path):
-    from longthought.evaluate.plots import plot_accuracy_vs_budget, plot_accuracy_vs_tokens
+    from longthought.evaluate.metrics import plot_accuracy_vs_tokens
+    from longthought.evaluate.plots import plot_accuracy_vs_budget
 
     rows = []
     for bench in ["aime24", "heldout"]:

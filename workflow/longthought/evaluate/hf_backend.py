@@ -230,13 +230,11 @@ def model_path(spec: dict) -> str:
     if not path:
         raise ValueError(f"model {spec.get('name', '?')}: a local model spec needs 'path'")
     local = Path(path)
-    if local.is_dir():
-        try:
-            from longthought.train import resolve_model_path  # type: ignore[attr-defined]
-        except ImportError:
-            resolve_model_path = None
-        if resolve_model_path is not None:
-            return str(resolve_model_path(local))
+    if local.is_dir() and not (local / "config.json").is_file():
+        # a student's @init dir may hold only init.json, a pointer to a hub id or local path
+        from longthought.train.student import resolve_model_path
+
+        return resolve_model_path(local)
     return str(path)
 
 

@@ -169,3 +169,12 @@ def budget_curve(metrics: pd.DataFrame, metric: str = "pass@1") -> pd.DataFrame:
     cols = ["model", "benchmark", "budget", "value", "stderr", "avg_output_tokens",
             "avg_thinking_tokens"]
     return m.sort_values(["benchmark", "model", "budget"])[cols].reset_index(drop=True)
+
+
+def __getattr__(name: str):
+    """The plot helpers, reachable from here too (lazily: matplotlib loads only when plotting)."""
+    if name in ("plot_accuracy_vs_tokens", "plot_accuracy_vs_budget"):
+        from longthought.evaluate import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
