@@ -158,12 +158,22 @@ def test_complete_run_cites_the_files_that_prove_each_item(run_dir):
     assert card.subtotals()["total"] == 100 - 4 - 4 - 4
 
 
-def test_benchmark_description_justifies_choice(run_dir):
+def test_benchmark_choice_needs_a_recorded_reason(run_dir):
+    a = _assess().answers["benchmark_choice"]
+    assert not a.yes and "not why for heldout" in a.note
     cfg = _config()
     cfg["benchmarks"]["heldout"]["description"] = "held out from training by construction"
+    cfg["benchmarks"]["aime24"] = {"source": "hf", "id": "HuggingFaceH4/aime_2024"}
+    cfg["benchmarks"]["mine"] = {"source": "file", "path": "data/mine.jsonl"}
+    cfg["evaluation"]["benchmarks"] = ["heldout", "aime24"]
+    # generations for the new benchmark are not needed for this item
     a = _assess(cfg).answers["benchmark_choice"]
     assert a.yes and a.evidence == ("config.yaml",)
     assert "heldout: held out from training by construction" in a.note
+    assert "aime24: a recognised public benchmark (hf HuggingFaceH4/aime_2024)" in a.note
+    cfg["evaluation"]["benchmarks"] = ["aime24", "mine"]
+    a = _assess(cfg).answers["benchmark_choice"]
+    assert not a.yes and "not why for mine" in a.note
 
 
 def test_missing_files_answer_no_naming_them(run_dir):
@@ -276,3 +286,18 @@ def test_cli_self_writes_a_valid_card(run_dir, capsys):
     rc = main(["tti", "self", "--spec", '{"projekt": 1}', "--config", "config.yaml",
                "--out", "x.yaml", "--rubric", rubric])
     assert rc == 2 and "unknown key(s) ['projekt']" in capsys.readouterr().err
+
+
+def test_config_overlays_merge_in_order(run_dir, capsys):
+    # mappings merge, anything else replaces (as Snakemake merges --configfile overlays)
+    Path("small.yaml").write_text(yaml.safe_dump({
+        "pools": {"arith": {"n": 3}}, "evaluation": {"models": ["sim-o1"]}}))
+    card = assess_run({}, R, ["config.yaml", "small.yaml"], RUBRIC)
+    a = card.answers
+    assert "pool arith: procedural train (addition; n=3, seed=1)" in a["data_sources"].note
+    assert a["data_sources"].evidence == ("config.yaml", "small.yaml")
+    assert a["decoding_params"].evidence == ("results/generations/sim-o1/heldout.parquet",)
+    assert "Only one model is evaluated (sim-o1)" in a["consistent_evaluation"].note
+    assert main(["tti", "self", "--config", "config.yaml", "missing.yaml", "--out", "x.yaml",
+                 "--rubric", str(ROOT / "config" / "tti" / "rubric.yaml")]) == 2
+    assert "missing.yaml: config not found" in capsys.readouterr().err

@@ -76,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--spec", type=spec_arg, default={},
                    help='JSON: {"project", "url", "rubric", "repo_root", "cards"} (all optional)')
     a.add_argument("--results-dir", default="results", help="the run's results directory")
-    a.add_argument("--config", required=True, help="the config YAML the run used")
+    a.add_argument("--config", required=True, nargs="+",
+                   help="the config YAML(s) the run used, merged in order (default, overlays)")
     a.add_argument("--out", required=True, help="scorecard YAML to write")
     a.add_argument("--rubric", default=None, help=rubric_help + "; overrides spec.rubric")
     a.add_argument("--repo-root", default=None, help="repository root for code/README evidence "

@@ -110,9 +110,11 @@ def _fmt(values: Iterable[Any]) -> str:
 class RunRecord:
     """What one run wrote: the files the config says to expect, found or not, read lazily."""
 
-    def __init__(self, config: dict, config_path: str, results_dir: str, repo_root: str = "."):
+    def __init__(self, config: dict, config_paths: list[str], results_dir: str,
+                 repo_root: str = "."):
         self.cfg = config
-        self.config_path = Path(config_path).as_posix()
+        self.config_files = [Path(p).as_posix() for p in config_paths]
+        self.config_path = " + ".join(self.config_files)  # for messages
         self.results = Path(results_dir)
         self.repo = Path(repo_root)
 
@@ -259,7 +261,7 @@ def check_data_sources(run: RunRecord) -> Finding:
             parts.append(f"task {t}: teacher {spec.get('teacher')} with prompt "
                          f"{spec.get('prompt')} on pool {spec.get('pool')}")
     tables = [run.path("problems", f"{p}.parquet") for p in pools]
-    evidence = [run.config_path] + [run.show(t) for t in tables if t.is_file()]
+    evidence = [*run.config_files] + [run.show(t) for t in tables if t.is_file()]
     return Finding(True, evidence,
                    "Every data source is named in the config: " + "; ".join(parts) + ".")
 
@@ -363,14 +365,14 @@ def check_synthetic_data_process(run: RunRecord) -> Finding:
 
 # --- methodology --------------------------------------------------------------------------------
 
-def _base_of(run: RunRecord, student: str) -> tuple[str, str] | None:
-    """(description, evidence path) of a student's base model, from hparams or else config."""
+def _base_of(run: RunRecord, student: str) -> tuple[str, list[str]] | None:
+    """(description, evidence paths) of a student's base model, from hparams or else config."""
     spec = (run.cfg.get("students") or {}).get(student) or {}
-    base, where = spec.get("base_model"), run.config_path
+    base, where = spec.get("base_model"), run.config_files
     found = _find_keys(run.hparams.get(student) or {},
                        {"base_model", "base_model_name_or_path", "model_name_or_path"})
     if found and found[0][1]:
-        base, where = found[0][1], run.show(run.hparams_path(student))
+        base, where = found[0][1], [run.show(run.hparams_path(student))]
     if not base:
         return None
     if base == "tiny":
@@ -389,7 +391,7 @@ def check_base_model(run: RunRecord) -> Finding:
     unnamed = [s for s, v in found.items() if v is None]
     if unnamed:
         return _no(f"No base model recorded for student(s) {', '.join(unnamed)}.")
-    return Finding(True, sorted({v[1] for v in found.values() if v}),
+    return Finding(True, [p for v in found.values() if v for p in v[1]],
                    "; ".join(f"{s}: {v[0]}" for s, v in found.items() if v) + ".")
 
 
@@ -401,7 +403,7 @@ def check_search_algorithm(run: RunRecord) -> Finding:
     gens = [run.show(run.generation_path(m, b)) for (m, b) in run.generations]
     return Finding(
         True,
-        [run.config_path, *gens],
+        [*run.config_files, *gens],
         "Stated not used (the rubric credits an open statement): teacher traces are independent "
         "chat-completion samples; curation keeps verified samples (rejection sampling against the "
         "gold answer, reported under data_selection); evaluation decodes by plain sampling "
@@ -419,7 +421,7 @@ def check_rl_algorithm(run: RunRecord) -> Finding:
     if hits:
         return _no("RL settings are present (" + ", ".join(f"{k}={v!r}" for k, v in hits)
                    + "), so 'no RL' does not hold, and no RL procedure is described.")
-    evidence = [run.show(run.hparams_path(s)) for s in run.hparams] or [run.config_path]
+    evidence = [run.show(run.hparams_path(s)) for s in run.hparams] or run.config_files
     trained = ", ".join(run.names("students")) or "none"
     return Finding(True, evidence,
                    "Stated not used (the rubric credits an open statement): students are trained "
@@ -557,20 +559,39 @@ def _evaluated(run: RunRecord) -> Finding | None:
     return _missing([run.generation_path(m, b) for m, b in pairs], run, "Generations")
 
 
+# Public benchmarks the field recognises (matched on names and ids, letters and digits only).
+RECOGNISED = ("aime", "math500", "amc", "gpqa", "olympiadbench", "minervamath", "omnimath",
+              "gsm8k", "livecodebench", "mmlu", "cnmo", "hmmt")
+
+
+def _why_benchmark(name: str, spec: dict) -> str | None:
+    """The recorded reason a benchmark was chosen, or None when none is recorded."""
+    reason = spec.get("description")
+    if isinstance(reason, str) and reason.strip():
+        return reason.strip()
+    src = spec.get("source")
+    where = spec.get("id") if src == "hf" else spec.get("path") if src == "file" else None
+    key = re.sub(r"[^a-z0-9]", "", f"{name} {where or ''}".lower())
+    if where and any(r in key for r in RECOGNISED):
+        return f"a recognised public benchmark ({src} {where})"
+    return None
+
+
 def check_benchmark_choice(run: RunRecord) -> Finding:
     benches = run.evaluation.get("benchmarks") or []
     if not benches:
         return _no(f"{run.config_path} evaluates on no benchmark.")
     specs = run.cfg.get("benchmarks") or {}
-    why = {b: (specs.get(b) or {}).get("description") for b in benches}
-    unjustified = [b for b, w in why.items() if not (isinstance(w, str) and w.strip())]
+    why = {b: _why_benchmark(b, specs.get(b) or {}) for b in benches}
+    unjustified = [b for b, w in why.items() if w is None]
     if unjustified:
-        return _no("The run records which benchmarks it used (" + ", ".join(benches)
-                   + ") but not why: no 'description' for benchmarks."
-                   + ", benchmarks.".join(unjustified) + " in " + run.config_path + ".")
+        return _no("The run records which benchmarks it used (" + ", ".join(benches) + ") but "
+                   "not why for " + ", ".join(unjustified) + ": neither a recognised public "
+                   "benchmark (Hugging Face id or local copy of AIME, MATH500, GPQA, ...) nor a "
+                   f"'description' in {run.config_path}.")
     files = [run.path("benchmarks", f"{b}.parquet") for b in benches]
-    return Finding(True, [run.config_path] + [run.show(p) for p in files if p.is_file()],
-                   "; ".join(f"{b}: {w.strip()}" for b, w in why.items()) + ".")
+    return Finding(True, run.config_files + [run.show(p) for p in files if p.is_file()],
+                   "; ".join(f"{b}: {w}" for b, w in why.items()) + ".")
 
 
 def check_evaluation_level(run: RunRecord) -> Finding:
@@ -598,7 +619,7 @@ def check_metric_definitions(run: RunRecord) -> Finding:
             short.append(f"{m}/{b} has {n} samples per problem")
     if short:
         return _no(f"k up to {max(ks)} is configured but " + "; ".join(short) + ".")
-    return Finding(True, [run.show(code), run.config_path]
+    return Finding(True, [run.show(code), *run.config_files]
                    + [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
                    f"pass@k and maj@k for k in {ks}, computed by {run.show(code)} from "
                    f"n={run.evaluation.get('sampling', {}).get('n', '?')} samples per problem.")
@@ -788,27 +809,46 @@ CHECKS: dict[str, Callable[[RunRecord], Finding]] = {
 }
 
 
-def load_config(path: str | os.PathLike[str]) -> dict:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: config not found") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: config must be a mapping")
-    return data
+def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge `over` into `base` (mappings merge, anything else replaces), as Snakemake does
+    with several --configfile overlays."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
-def assess_run(spec: dict, results_dir: str, config_path: str, rubric: Rubric | None = None,
-               repo_root: str | None = None) -> Card:
-    """Score the run recorded under `results_dir` (configured by `config_path`) on the TTI."""
+def load_config(paths: str | os.PathLike[str] | list[str]) -> dict:
+    """Read one config file, or several merged in order (the default config, then overlays)."""
+    merged: dict = {}
+    for path in [Path(p) for p in (paths if isinstance(paths, list) else [paths])]:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: config not found") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: config must be a mapping")
+        merged = _merge(merged, data)
+    return merged
+
+
+def assess_run(spec: dict, results_dir: str, config_path: str | list[str],
+               rubric: Rubric | None = None, repo_root: str | None = None) -> Card:
+    """Score the run recorded under `results_dir` on the TTI.
+
+    `config_path` is the config file, or the list of files the run merged (default config first,
+    overlays after), as Snakemake merges several --configfile arguments.
+    """
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ValueError(f"--spec: unknown key(s) {unknown} (allowed: {sorted(SPEC_KEYS)})")
     rubric = rubric or load_rubric(spec.get("rubric") or DEFAULT_RUBRIC)
-    run = RunRecord(load_config(config_path), config_path, results_dir,
+    paths = [str(p) for p in (config_path if isinstance(config_path, list) else [config_path])]
+    if not paths:
+        raise ValueError("--config: at least one config file is needed")
+    run = RunRecord(load_config(paths), paths, results_dir,
                     repo_root or spec.get("repo_root") or ".")
     answers = {}
     for item in rubric.items:
@@ -826,7 +866,7 @@ def assess_run(spec: dict, results_dir: str, config_path: str, rubric: Rubric | 
     )
 
 
-def assess_and_write(spec: dict, results_dir: str, config_path: str, out: str,
+def assess_and_write(spec: dict, results_dir: str, config_path: str | list[str], out: str,
                      rubric_path: str | None = None, repo_root: str | None = None) -> Card:
     """`longthought tti self`: assess the run and write its scorecard YAML to `out`."""
     rubric = load_rubric(rubric_path or spec.get("rubric") or DEFAULT_RUBRIC)
