@@ -39,6 +39,7 @@ localrules:
     init_student,
     generate_api,
     generalize_api,
+    run_config,
     tti_self,
     report,
 

@@ -19,8 +19,22 @@ def trace_outputs():
     return [f"results/traces/{t}.parquet" for t in config["tasks"]]
 
 
+rule run_config:
+    output:
+        "results/config.yaml",
+    params:
+        config=as_json(config),
+    log:
+        "results/logs/run_config.log",
+    conda:
+        "../envs/longthought.yaml"
+    shell:
+        "longthought write-config --spec {params.config:q} --out {output} > {log} 2>&1"
+
+
 rule tti_self:
     input:
+        config="results/config.yaml",
         traces=trace_outputs(),
         funnels=funnel_outputs(),
         models=student_outputs(),
@@ -28,14 +42,14 @@ rule tti_self:
     output:
         "results/tti/longthought.yaml",
     params:
-        spec=as_json(config.get("tti") or {}),
+        spec=as_json(config.get("tti") or {"project": "longthought"}),
     log:
         "results/logs/tti_self.log",
     conda:
         "../envs/longthought.yaml"
     shell:
         "longthought tti self --spec {params.spec:q} --results-dir results"
-        " --config config/config.yaml --out {output} > {log} 2>&1"
+        " --config {input.config} --out {output} > {log} 2>&1"
 
 
 rule report:

@@ -125,7 +125,8 @@ def test_evaluation_knob_reruns_no_training_and_no_collection(run_dir, tmp_path)
 @pytest.mark.slow
 def test_report_knob_reruns_only_the_report(run_dir, tmp_path):
     jobs = _planned_jobs(run_dir, {"evaluation": {"k": [1]}}, tmp_path=tmp_path)
-    assert set(jobs) <= {"report", "all"} and "report" in jobs
+    # the resolved config and the TTI self-score read the whole config: cheap, local, honest
+    assert set(jobs) <= {"report", "all", "run_config", "tti_self"} and "report" in jobs
 
 
 BAD_CONFIGS = [

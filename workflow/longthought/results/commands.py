@@ -21,6 +21,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rubric", default="config/tti/rubric.yaml")
     p.set_defaults(func=_run)
 
+    w = sub.add_parser("write-config", help="record the resolved config of a run")
+    w.add_argument("--spec", type=spec_arg, required=True, help="the whole config as JSON")
+    w.add_argument("--out", required=True)
+    w.set_defaults(func=_write_config)
+
+
+def _write_config(a: argparse.Namespace) -> int:
+    """Record the config the run resolved (defaults + overlays), as the run's own evidence."""
+    import yaml
+
+    from longthought import io
+
+    header = "# The resolved config of this run (config.yaml + overlays), written by the workflow.\n"
+    io.write_text(a.out, header + yaml.safe_dump(a.spec, sort_keys=False))
+    return 0
+
 
 def _run(a: argparse.Namespace) -> int:
     from longthought.results.build import build_report
