@@ -23,7 +23,7 @@ rule run_config:
     output:
         "results/config.yaml",
     params:
-        config=as_json(config),
+        config=lambda w: as_json(config),
     log:
         "results/logs/run_config.log",
     conda:
@@ -42,7 +42,7 @@ rule tti_self:
     output:
         "results/tti/longthought.yaml",
     params:
-        spec=as_json(config.get("tti") or {"project": "longthought"}),
+        spec=lambda w: as_json(config.get("tti") or {"project": "longthought"}),
     log:
         "results/logs/tti_self.log",
     conda:
@@ -65,7 +65,7 @@ rule report:
         db="results/results.duckdb",
         summary="results/report/summary.md",
     params:
-        spec=as_json(
+        spec=lambda w: as_json(
             {
                 "k": config["evaluation"].get("k", [1]),
                 "report": config.get("report") or {},
