@@ -151,17 +151,21 @@ def probe_label(kept: bool | None, agreed: bool | None, extracted: str | None) -
 
 def score_probe(
     golds: list[str], asserted: list[str], responses: list[str], timeout_s: float = 5.0,
-    workers: int = 1,
+    workers: int = 1, checker: object | None = None,
 ) -> list[dict]:
     """Check each response against the gold and against the asserted wrong answer.
 
     Returns per response: label (PROBE_LABELS), passed (kept the right answer), extracted answer.
-    Uses the curation checker (math-verify with a hard deadline per check).
+    Uses the curation checker (math-verify with a hard deadline per check); pass an open
+    `AnswerChecker` as `checker` to reuse its worker processes across calls.
     """
-    from longthought.curate.answers import check_many
+    from longthought.curate.answers import AnswerChecker
 
-    vs_gold = check_many(golds, responses, timeout_s=timeout_s, workers=workers)
-    vs_wrong = check_many(asserted, responses, timeout_s=timeout_s, workers=workers)
+    if checker is None:
+        with AnswerChecker(workers=workers, timeout_s=timeout_s) as own:
+            return score_probe(golds, asserted, responses, checker=own)
+    vs_gold = checker.check(golds, responses)
+    vs_wrong = checker.check(asserted, responses)
     out = []
     for g, w in zip(vs_gold, vs_wrong, strict=True):
         label = probe_label(g.correct, w.correct, g.extracted)

@@ -93,6 +93,7 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
         raise ValueError(f"generalization.sets.{bench} ({category}) is judged by an LLM: set "
                          "generalization.judge to a name under teachers:")
     items = load_set(set_spec, system=sampling.get("system"))
+    human = _human(set_spec, name, items, category)  # a bad scores file fails before any work
     log.info("%s on %s: %d items x %d samples", name, bench, len(items), n)
     batch = int(spec.get("batch_size") or 16)
     prompts = [json.loads(m) for m in items["messages"]]
@@ -118,28 +119,9 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
                 "output_tokens": o.output_tokens, "finish_reason": o.finish_reason,
                 "premise": item.premise, "reference": item.reference,
             })
-    checker = spec.get("checker") or {}
     if is_probe:
-        scored = score_probe([r["gold"] for r in rows], [r["asserted"] for r in rows],
-                             [r["response"] for r in rows], float(checker.get("timeout_s", 5)),
-                             int(checker.get("workers", 1)))
-        control_texts = None
-        if first_turn is not None:
-            control_texts = [first_turn[i][j].text for i in range(len(items)) for j in range(n)]
-        elif items["control"].notna().any():
-            ctrl = _generate(model_spec, [json.loads(m) for m in items["control"]], gen_sampling,
-                             n, cache_dir, batch)
-            control_texts = [ctrl[i][j].text for i in range(len(items)) for j in range(n)]
-        control = None
-        if control_texts is not None:
-            control = score_probe([r["gold"] for r in rows], [r["asserted"] for r in rows],
-                                  control_texts, float(checker.get("timeout_s", 5)),
-                                  int(checker.get("workers", 1)))
-        for k, (row, s) in enumerate(zip(rows, scored, strict=True)):
-            row.update(judge="rule", request_key=None, judge_output=None, status="ok",
-                       label=s["label"], score=None, passed=s["passed"],
-                       extracted_answer=s["extracted"],
-                       control_label=control[k]["label"] if control else None, detail=None)
+        _score_probe_rows(rows, items, model_spec, first_turn, gen_sampling, n, cache_dir, batch,
+                          spec.get("checker") or {})
     else:
         calls = run_judge(judge, category, spec.get("judge_prompt"), rows, str(cache_dir),
                           tag=f"judge:{name}/{bench}")
@@ -152,7 +134,6 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
     table = pd.DataFrame(rows)[ITEM_COLUMNS]
     table = write_items(table, items_out)
     result = aggregate(table)
-    human = _human(set_spec, name, items, category)
     if human is not None:
         result = pd.concat([result, human], ignore_index=True)
     result = write_table(result, out, "generalization")
@@ -160,3 +141,31 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
     log.info("%s on %s: %s = %.1f (n=%d, judge %s)", name, bench, primary["metric"],
              primary["value"], primary["n"], primary["judge"])
     return result
+
+
+def _score_probe_rows(rows: list[dict], items: pd.DataFrame, model_spec: dict,
+                      first_turn: list[list] | None, gen_sampling: dict, n: int,
+                      cache_dir: str | None, batch: int, checker_cfg: dict) -> None:
+    """Rule-score the probe rows in place; the control is the plain prompt or the first turn."""
+    from longthought.curate.answers import AnswerChecker
+
+    golds = [r["gold"] for r in rows]
+    asserted = [r["asserted"] for r in rows]
+    with AnswerChecker(workers=int(checker_cfg.get("workers", 1)),
+                       timeout_s=float(checker_cfg.get("timeout_s", 5))) as checker:
+        scored = score_probe(golds, asserted, [r["response"] for r in rows], checker=checker)
+        control_texts = None
+        if first_turn is not None:
+            control_texts = [first_turn[i][j].text for i in range(len(items)) for j in range(n)]
+        elif items["control"].notna().any():
+            ctrl = _generate(model_spec, [json.loads(m) for m in items["control"]], gen_sampling,
+                             n, cache_dir, batch)
+            control_texts = [ctrl[i][j].text for i in range(len(items)) for j in range(n)]
+        control = None
+        if control_texts is not None:
+            control = score_probe(golds, asserted, control_texts, checker=checker)
+    for k, (row, s) in enumerate(zip(rows, scored, strict=True)):
+        row.update(judge="rule", request_key=None, judge_output=None, status="ok",
+                   label=s["label"], score=None, passed=s["passed"],
+                   extracted_answer=s["extracted"],
+                   control_label=control[k]["label"] if control else None, detail=None)
