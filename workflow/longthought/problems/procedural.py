@@ -170,8 +170,9 @@ def solve_linear(a: int, b: int, c: int) -> Solution:
 def gen_fractions(rng: random.Random, max_den: int = 9) -> Problem:
     b, d = rng.randint(2, max_den), rng.randint(2, max_den)
     a, c = rng.randint(1, b - 1), rng.randint(1, d - 1)
-    text = (f"Compute $\\frac{{{a}}}{{{b}}} + \\frac{{{c}}}{{{d}}}$. "
-            "Give the answer as a reduced fraction.")
+    # Short template on purpose: every word 8-gram of the text holds all four numbers, so n-gram
+    # decontamination never confuses two different problems that share template words.
+    text = f"Compute $\\frac{{{a}}}{{{b}}} + \\frac{{{c}}}{{{d}}}$ in lowest terms."
     return Problem("fractions", (a, b, c, d), text)
 
 
