@@ -226,8 +226,11 @@ def _fast(gold: str, answer: str) -> Verdict | None:
         same = " ".join(_unwrap(answer).lower().strip(" .").split()) == words
         return Verdict(same, "correct" if same else "wrong", answer, "text")
     g, a = _number(gold), _number(answer)
-    if g is not None and a is not None and g == a:
-        return Verdict(True, "correct", answer, "same number")
+    if g is not None and a is not None:
+        if g == a:
+            return Verdict(True, "correct", answer, "same number")
+        if "." not in gold + answer:  # exact integers or fractions: no rounding can equate them
+            return Verdict(False, "wrong", answer, "different number")
     return None
 
 

@@ -222,14 +222,16 @@ class DeadlinePool:
         self._workers[self._workers.index(w)] = fresh
 
     def close(self) -> None:
+        """Ask every worker to stop; kill any that has not exited within a second."""
         for w in self._workers:
             try:
                 w.conn.send(None)
             except Exception:
                 pass
+        deadline = time.monotonic() + 1.0
         for w in self._workers:
             try:
-                w.proc.wait(timeout=2)
+                w.proc.wait(timeout=max(0.01, deadline - time.monotonic()))
                 w.conn.close()
             except subprocess.TimeoutExpired:
                 self._kill(w)

@@ -70,12 +70,12 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def repetition_ratio(text: str, n: int) -> float:
+def repetition_ratio(text: str | list[str], n: int) -> float:
     """Share of word n-grams that repeat an earlier one: 0 = no repeats, near 1 = a loop."""
-    words = text.split()
+    words = text.split() if isinstance(text, str) else text
     if len(words) < n + 1:
         return 0.0
-    ids = np.fromiter((hash(w) for w in words), dtype=np.int64, count=len(words)).view(np.uint64)
+    ids = np.array(list(map(hash, words)), dtype=np.int64).view(np.uint64)
     grams = np.zeros(len(words) - n + 1, dtype=np.uint64)
     mult = np.uint64(1099511628211)
     with np.errstate(over="ignore"):
@@ -86,11 +86,15 @@ def repetition_ratio(text: str, n: int) -> float:
 
 def script_share(text: str, scripts: list[str]) -> float | None:
     """Share of letters written in `scripts` (None when the text has no letters)."""
-    letters = len(_LETTER_RE.findall(text))
+    if text.isascii():  # the common case, decided at C speed: every letter is Latin
+        if not any(c.isalpha() for c in text):
+            return None
+        return 1.0 if "latin" in scripts else 0.0
+    letters = _LETTER_RE.subn("", text)[1]
     if letters == 0:
         return None
     ranges = "".join(SCRIPTS[s] for s in scripts)
-    return len(re.findall(f"[{ranges}]", text)) / letters
+    return re.subn(f"[{ranges}]", "", text)[1] / letters
 
 
 @lru_cache(maxsize=2)
@@ -161,13 +165,14 @@ def _analyse(rec: dict, row: int, filters: dict, fmt: dict) -> RowResult:
     else:  # no usage reported: a rough count of words and symbols, and say so
         r.tokens = len(_TOKEN_RE.findall(f"{thinking or ''}\n{final}"))
         r.tokens_source = "approximate (no usage in the trace)"
+    words = f"{thinking or ''}\n{final}".split()
     rep = filters.get("repetition")
     if rep:
-        r.repetition = repetition_ratio(f"{thinking or ''}\n{final}", int(rep["ngram"]))
+        r.repetition = repetition_ratio(words, int(rep["ngram"]))
     lang = filters.get("language")
     if lang:
         r.script_share = script_share(f"{thinking or ''}\n{final}", lang["scripts"])
-    body = " ".join(f"{thinking or ''}\n{final}".split())
+    body = " ".join(words)
     r.response_hash = hashlib.blake2b(body.encode("utf-8"), digest_size=12).hexdigest()
     return r
 

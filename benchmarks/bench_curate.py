@@ -1,0 +1,173 @@
+"""Curation throughput and memory on synthetic long traces (issue 4, "Numbers to reach").
+
+Writes `--rows` synthetic traces of `--min-tokens`..`--max-tokens` tokens each (real procedural
+problems, long varied <think> reasoning, the usual faults), then runs the whole `curate` stage
+in a fresh process per configuration while sampling the resident memory of that process and its
+workers: with 1 worker, with 2 workers, and with 2 workers but no decontamination (to price
+decontamination against AIME24 + MATH500, or same-sized synthetic sets without ../shared).
+
+    .venv/bin/python benchmarks/bench_curate.py --rows 10000
+
+The last line is a JSON object: rows, rows_per_s, peak_rss_mb, kept, rejected (for the 2-worker
+run), plus per-run figures, the 1 -> 2 worker speed-up and the decontamination overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "benchmarks"
+
+
+def _spec(decontaminate: bool) -> dict:
+    return {
+        "tasks": ["synthetic"],
+        "filters": {"truncated": True, "thought_markers": True, "final_answer": True,
+                    "correct": True, "min_tokens": 100, "max_tokens": 16000,
+                    "repetition": {"ngram": 8, "max_ratio": 0.5},
+                    "language": {"scripts": ["latin"], "min_share": 0.9}},
+        "dedup": {"exact": True, "near": None, "keep": "all", "k": 1},
+        "decontaminate": {"benchmarks": "all", "ngram": 8} if decontaminate else None,
+        "format": {"thinking": "think", "system": None},
+    }
+
+
+def _benchmarks(workdir: Path) -> list[str]:
+    """AIME24 + MATH500 as problem tables (or 530 synthetic problems of similar length)."""
+    import random
+
+    import pandas as pd
+
+    from longthought import io
+    from longthought.problems.loaders import load_problems
+
+    paths = []
+    if SHARED.is_dir():
+        for name, key in (("aime24", "id"), ("math500", "unique_id")):
+            df = load_problems({"source": "file", "path": str(SHARED / f"{name}.jsonl"),
+                                "columns": {"problem_id": key}, "name": name})
+            io.write_table(df, workdir / f"{name}.parquet", "problems")
+            paths.append(str(workdir / f"{name}.parquet"))
+        return paths
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(5000)]
+    for name, n in (("aime_like", 30), ("math500_like", 500)):
+        df = pd.DataFrame([{"problem_id": f"{name}-{i}",
+                            "problem": " ".join(rng.choices(vocab, k=rng.randint(20, 120))),
+                            "answer": str(i), "answer_type": "integer", "source": name,
+                            "solution": None, "meta": None} for i in range(n)])
+        io.write_table(df, workdir / f"{name}.parquet", "problems")
+        paths.append(str(workdir / f"{name}.parquet"))
+    return paths
+
+
+def _sample_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
+    import psutil
+
+    proc = psutil.Process(pid)
+    while not stop.is_set():
+        try:
+            total = proc.memory_info().rss
+            for child in proc.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak[0] = max(peak[0], total / 2**20)
+        except psutil.Error:
+            break
+        time.sleep(0.2)
+
+
+def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
+         workdir: Path) -> dict:
+    """One curate run in a fresh process; wall time and peak RSS of the process tree."""
+    tag = f"w{workers}{'' if decontaminate else '-nodecon'}"
+    code = (
+        "import json, sys; from longthought.curate.pipeline import curate; "
+        "a = json.loads(sys.argv[1]); "
+        "s = curate(**a); print('SUMMARY ' + json.dumps(s))"
+    )
+    args = {"dataset": "bench", "spec": _spec(decontaminate), "traces": [traces],
+            "benchmarks": benches if decontaminate else [],
+            "out": str(workdir / f"{tag}.parquet"), "rejected": str(workdir / f"{tag}.rej.parquet"),
+            "funnel": str(workdir / f"{tag}.fun.parquet"),
+            "export_dir": str(workdir / f"{tag}.hf"), "workers": workers}
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)],
+                            stdout=subprocess.PIPE, text=True)
+    peak, stop = [0.0], threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(proc.pid, stop, peak), daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"curate run {tag} failed with exit code {proc.returncode}")
+    print(out.strip())
+    summary = json.loads(out.split("SUMMARY ", 1)[1].splitlines()[0])
+    return {"run": tag, "workers": workers, "decontaminate": decontaminate,
+            "seconds": round(wall, 2), "rows_per_s": round(summary["rows"] / wall, 1),
+            "peak_rss_mb": round(peak[0], 1), "kept": summary["kept"],
+            "rejected": summary["rejected"], "rows": summary["rows"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--min-tokens", type=int, default=2000)
+    parser.add_argument("--max-tokens", type=int, default=8000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="keep files here (default: a temp dir)")
+    args = parser.parse_args()
+
+    from longthought.curate.synthetic import synthetic_traces, write_traces
+
+    tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="bench_curate.")
+    workdir = Path(args.workdir or tmp.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    traces = str(workdir / "traces.parquet")
+    t0 = time.monotonic()
+    n = write_traces(traces, synthetic_traces(args.rows, seed=args.seed,
+                                              min_tokens=args.min_tokens,
+                                              max_tokens=args.max_tokens, chunk=1000))
+    size_mb = os.path.getsize(traces) / 2**20
+    print(f"wrote {n} traces ({size_mb:.0f} MiB parquet) in {time.monotonic() - t0:.1f} s")
+    benches = _benchmarks(workdir)
+
+    runs = [_run(traces, benches, 1, True, workdir), _run(traces, benches, 2, True, workdir),
+            _run(traces, benches, 2, False, workdir)]
+    for r in runs:
+        print(f"{r['run']:>10}: {r['seconds']:8.1f} s  {r['rows_per_s']:8.1f} rows/s  "
+              f"peak RSS {r['peak_rss_mb']:8.1f} MiB  kept {r['kept']}  rejected {r['rejected']}")
+    w1, w2, nodecon = runs
+    result = {
+        "rows": n, "rows_per_s": w2["rows_per_s"], "peak_rss_mb": max(r["peak_rss_mb"]
+                                                                       for r in runs),
+        "kept": w2["kept"], "rejected": w2["rejected"],
+        "tokens_per_trace": [args.min_tokens, args.max_tokens],
+        "traces_parquet_mb": round(size_mb, 1), "cpu_count": os.cpu_count(),
+        "seconds_workers_1": w1["seconds"], "seconds_workers_2": w2["seconds"],
+        "speedup_1_to_2_workers": round(w1["seconds"] / w2["seconds"], 2),
+        "seconds_without_decontamination": nodecon["seconds"],
+        "decontamination_overhead": round(w2["seconds"] / nodecon["seconds"] - 1, 3),
+        "decontamination_benchmarks": [Path(b).stem for b in benches],
+        "runs": runs,
+    }
+    if tmp is not None:
+        tmp.cleanup()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
