@@ -145,3 +145,38 @@ def test_import_published_traces_from_files(pool, tmp_path, capsys):
                  "--out", str(tmp_path / "x.parquet")]) == 2
     err = capsys.readouterr().err
     assert "no column 'nope'" in err and str(pq) in err
+
+
+def test_failed_and_skipped_rows_are_kept_in_the_table(pool, tmp_path):
+    failing = {**SIM, "samples_per_problem": 1, "budget_usd": None,
+               "limits": {**SIM["limits"], "max_retries": 0},
+               "sim": {**SIM["sim"], "faults": {"rate_500": 1.0}}}
+    out = tmp_path / "failed.parquet"
+    assert main(["traces", "--task", "f", "--spec", spec(DISTILL, "distill", failing),
+                 "--problems", str(pool), "--cache-dir", str(tmp_path / "c"), "--out", str(out),
+                 "--quiet"]) == 0
+    df = read_table(out, "traces")
+    assert len(df) == 12 and set(df["status"]) == {"failed"}
+    assert df["error"].str.contains("HTTP 500").all() and df["content"].isna().all()
+    broke = {**SIM, "samples_per_problem": 1, "budget_usd": 0.0}
+    assert main(["traces", "--task", "b", "--spec", spec(DISTILL, "distill", broke),
+                 "--problems", str(pool), "--cache-dir", str(tmp_path / "c"), "--out", str(out),
+                 "--quiet"]) == 0
+    df = read_table(out, "traces")
+    assert set(df["status"]) == {"skipped_budget"} and (df["attempts"] == 0).all()
+
+
+def test_import_through_the_datasets_library(tmp_path):
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    pd.DataFrame({"problem": ["Compute $1 + 2$.", "Compute $2 + 2$."], "answer": ["3", "4"],
+                  "solution": ["\\boxed{3}", "\\boxed{4}"]}).to_json(
+        folder / "train.jsonl", orient="records", lines=True)
+    task = {"import": {"source": "hf", "id": str(folder), "split": "train",
+                       "columns": {"content": "solution"}}}
+    out = tmp_path / "hf.parquet"
+    assert main(["traces", "--task", "hf", "--spec", json.dumps({"task": task}), "--problems",
+                 "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--quiet"]) == 0
+    df = read_table(out, "traces")
+    assert df["answer"].tolist() == ["3", "4"] and df["content"].tolist()[0] == "\\boxed{3}"
+    assert df["teacher"].iloc[0] == f"import:hf:{folder}"

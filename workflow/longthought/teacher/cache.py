@@ -115,6 +115,10 @@ class RequestCache:
              e.completion_tokens, e.reasoning_tokens, e.cost_usd, time.time()),
         )
 
+    def delete(self, key: str) -> None:
+        """Drop one entry (used only for an entry that can no longer be read)."""
+        self.db.execute("DELETE FROM responses WHERE key = ?", (key,))
+
     def summary_by_tag(self) -> Iterator[tuple[str | None, int, int, float]]:
         """(tag, responses, tokens, USD) per tag: a live view while a collection runs."""
         yield from self.db.execute(

@@ -356,13 +356,14 @@ class _Collector:
     # --- one HTTP attempt ------------------------------------------------------------------
 
     async def _send(self, client: AsyncOpenAI, job: _Job) -> str:
-        body = job.body
-        extra = {k: v for k, v in body.items() if k not in ("model", "messages")}
         try:
             async with asyncio.timeout(self.limits.timeout_s + 5.0):  # backstop to the SDK's
-                raw = await client.chat.completions.with_raw_response.create(
-                    model=body["model"], messages=body["messages"], extra_body=extra)
-                text = raw.http_response.text
+                # The body goes out exactly as keyed and cached (no SDK-side transformation,
+                # which also costs more CPU than the rest of a request), and the raw response
+                # comes back unparsed: we keep it verbatim and parse it ourselves.
+                raw = await client.post("/chat/completions", body=job.body,
+                                        cast_to=httpx2.Response)
+                text = raw.text
         except openai.APIStatusError as exc:
             status = exc.status_code
             reason = self._scrub(f"HTTP {status}: {_error_message(exc)}")
@@ -575,7 +576,14 @@ async def arun_requests(teacher_spec: dict[str, Any], requests: Sequence[ChatReq
 
     with RequestCache(cache_dir) as cache:
         hits = cache.get_many(jobs)
-        results: dict[str, ChatResult] = {k: _from_cache(e) for k, e in hits.items()}
+        results: dict[str, ChatResult] = {}
+        for k, e in list(hits.items()):
+            try:
+                results[k] = _from_cache(e)
+            except MalformedResponse as exc:  # a damaged entry: ask again, replace it
+                log.warning("cache entry %s is unreadable (%s); requesting it again", k[:12], exc)
+                cache.delete(k)
+                del hits[k]
         spent = sum(r.cost_usd or 0.0 for r in results.values())
         todo = [j for k, j in jobs.items() if k not in hits]
         bar = Progress(len(jobs), len(hits), tag or "collect", progress)

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="task name (config tasks.<name>)")
     p.add_argument("--spec", type=spec_arg, required=True,
                    help='JSON: {"task", "teacher", "prompt", "teacher_name", "prompt_name"}')
-    p.add_argument("--problems", default=None, help="problems parquet (the task's pool)")
+    p.add_argument("--problems", nargs="?", default=None, const=None,
+                   help="problems parquet (the task's pool); optional for import tasks")
     p.add_argument("--cache-dir", required=True, help="persistent request cache directory")
     p.add_argument("--out", required=True, help="traces parquet to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar (batch jobs)")

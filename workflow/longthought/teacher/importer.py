@@ -8,7 +8,8 @@ A task's `import:` block says where and how to read it:
     import: {source: hf, id: org/dataset, config: null, split: train, limit: null,
              columns: {...}}
 
-`columns` maps traces columns to source columns. `problem` and `content` are required;
+`columns` maps traces columns to source columns (an unmapped one is read from a source column of
+the same name if there is one). `problem` and `content` are required;
 `answer`, `problem_id`, `sample_index`, `reasoning_content`, `finish_reason`, `model`,
 `prompt_tokens`, `completion_tokens` are optional. Without an `answer` column the gold answer is
 taken from `--problems` (matched by problem_id, else by problem text) when given.
@@ -108,8 +109,10 @@ def import_traces(task: str, spec: dict[str, Any], problems_path: str | None) ->
     if bad:
         raise ValueError(f"{where}: columns: unknown traces column(s) {sorted(bad)}; "
                          f"known: {sorted(REQUIRED + OPTIONAL)}")
-    cols = {k: cols.get(k, k if k in REQUIRED else None) for k in REQUIRED + OPTIONAL}
     df, name = load_source(imp, where)
+    # unmapped columns default to a source column of the same name, when there is one
+    cols = {k: cols.get(k, k if (k in REQUIRED or k in df.columns) else None)
+            for k in REQUIRED + OPTIONAL}
     for target, col in cols.items():
         if col is not None and col not in df.columns:
             raise ValueError(f"{where}: {name} has no column {col!r} (mapped to {target!r}); "
