@@ -1,0 +1,241 @@
+"""Staged SFT: the training loop, readable top to bottom in `train()`.
+
+`accelerate` does device placement, mixed precision, gradient accumulation and distribution
+(one process, DDP, FSDP or DeepSpeed, chosen by how the process was launched); `transformers`
+provides the model. Everything this module decides itself is visible in `train()`: which
+samples a step sees, the learning rate, the loss (mean over the step's assistant tokens), the
+log, the checkpoints, and the final atomic save.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from longthought.io import write_json, write_table
+from longthought.train.checkpoint import Checkpoints, TrainerState, file_digest, fingerprint
+from longthought.train.data import Encoded, load_dataset
+from longthought.train.packing import collate
+from longthought.train.schedule import (
+    lr_at,
+    micro_batch,
+    sample_stream,
+    samples_per_step,
+    step_samples,
+    total_steps,
+    warmup_steps,
+)
+from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
+from longthought.train.student import resolve_model_path
+
+LOG_FILE = "train_log.parquet"
+HPARAMS_FILE = "hparams.json"
+
+
+def attention_available(name: str) -> str:
+    """flash-attn only when it is installed and a GPU is present; otherwise sdpa (and say so)."""
+    if name.startswith("flash_attention"):
+        import importlib.util
+
+        module = "flash_attn" if name == "flash_attention_2" else "flash_attn_interface"
+        if importlib.util.find_spec(module) is None or not torch.cuda.is_available():
+            print(f"[train] {name} needs the {module} package and a GPU; using sdpa", flush=True)
+            return "sdpa"
+    return name
+
+
+def load_stages(spec: TrainSpec, datasets: list[str], tokenizer) -> list[list[Encoded]]:
+    """Tokenize every stage's dataset up front: bad rows fail here, before any compute."""
+    if len(datasets) != len(spec.stages):
+        raise ValueError(f"{len(spec.stages)} stages need {len(spec.stages)} datasets "
+                         f"(one per stage, in order), got {len(datasets)}")
+    if tokenizer.chat_template is None:
+        raise ValueError("the student's tokenizer has no chat template; SFT data cannot be "
+                         "rendered (use an instruct/chat tokenizer)")
+    stages = []
+    for stage, path in zip(spec.stages, datasets, strict=True):
+        encoded = load_dataset(path, tokenizer, stage.max_length)
+        cut = sum(e.truncated for e in encoded)
+        if cut:
+            print(f"[train] {path}: {cut} of {len(encoded)} samples truncated to "
+                  f"max_length {stage.max_length}", flush=True)
+        stages.append(encoded)
+    return stages
+
+
+def check_inputs(student: str, spec: dict, init: str, datasets: list[str]):
+    """Everything checkable before compute: spec, init model, every row of every dataset.
+
+    Returns (spec, path for from_pretrained, tokenizer, tokenized stages).
+    """
+    from transformers import AutoTokenizer
+
+    cfg = parse_spec(student, spec)
+    base_path = resolve_model_path(init)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return cfg, base_path, tokenizer, load_stages(cfg, datasets, tokenizer)
+
+
+def package_versions() -> dict[str, str]:
+    import accelerate
+    import tokenizers
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "accelerate": accelerate.__version__,
+            "tokenizers": tokenizers.__version__}
+
+
+def train(student: str, spec: dict, init: str, datasets: list[str], out: str) -> Path:
+    """Run every SFT stage in order on `init`; write the trained model to `out` (atomically)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedType
+    from transformers import AutoModelForCausalLM
+
+    # --- settings and data, all checked before any model is loaded -------------------------
+    cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets)
+
+    # --- accelerator, model, optimizer ------------------------------------------------------
+    accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
+                              gradient_accumulation_steps=cfg.stages[0].grad_accum)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    attn = attention_available(cfg.attn_implementation)
+    model = AutoModelForCausalLM.from_pretrained(base_path, attn_implementation=attn,
+                                                 dtype=torch.float32)
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.stages[0].weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.stages[0].lr, betas=(0.9, 0.95), eps=1e-8)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        ds = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds["train_micro_batch_size_per_gpu"] = cfg.stages[0].batch_size
+    model, optimizer = accelerator.prepare(model, optimizer)
+    on_gpu = accelerator.device.type == "cuda"
+    mask_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
+
+    # --- resume from the latest checkpoint of this same run, if any -------------------------
+    run_id = fingerprint({"student": student, "spec": cfg.to_json(), "init": base_path,
+                          "world": world, "datasets": [file_digest(p) for p in datasets]})
+    ckpts = Checkpoints(f"{out}.ckpt", run_id)
+    ckpts.prepare(accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+    state = ckpts.restore(accelerator) or TrainerState()
+    if state.global_step:
+        accelerator.print(f"[train] resuming at stage {state.stage}, step {state.stage_step} "
+                          f"(global step {state.global_step})")
+
+    resolved = []
+    for s, (stage, samples) in enumerate(zip(cfg.stages, data, strict=True)):
+        steps = total_steps(stage, len(samples), world)
+        stream = sample_stream(len(samples), steps * samples_per_step(stage, world), stage.seed)
+        resolved.append({**stage.__dict__, "samples": len(samples), "steps": steps,
+                         "warmup_steps": warmup_steps(stage, steps),
+                         "samples_per_step": samples_per_step(stage, world),
+                         "truncated_samples": sum(e.truncated for e in samples)})
+        if s < state.stage:
+            continue
+        # --- stage setup: its own weight decay and accumulation; fresh optimizer moments ----
+        optimizer.param_groups[0]["weight_decay"] = stage.weight_decay  # group 1: biases, norms
+        fresh = state.stage_step == 0 and s > 0
+        if fresh and isinstance(optimizer.optimizer, torch.optim.Optimizer):
+            optimizer.optimizer.state.clear()  # each stage starts AdamW afresh, as its own SFT run
+        accelerator.gradient_accumulation_steps = stage.grad_accum
+        accelerator.step = 0
+        model.train()
+        for step in range(state.stage_step, steps):
+            t0 = time.perf_counter()
+            lr = lr_at(stage, step, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            everyone = step_samples(stream, stage, world, step)
+            n_labels = sum(samples[i].n_labels for i in everyone)  # over all processes
+            n_tokens = sum(len(samples[i].input_ids) for i in everyone)
+            loss_sum = torch.zeros((), device=accelerator.device)
+            for micro in range(stage.grad_accum):
+                mine = [samples[i] for i in micro_batch(stream, stage, world, step, micro, rank)]
+                batch = collate(mine, stage.packing, stage.max_length, tokenizer.pad_token_id,
+                                attn, mask_dtype)
+                inputs = {k: batch[k].to(accelerator.device)
+                          for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
+                labels = batch["labels"].to(accelerator.device)
+                with accelerator.accumulate(model):
+                    logits = model(**inputs).logits
+                    loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
+                                           ignore_index=-100, reduction="sum")
+                    # mean over the step's assistant tokens: accelerate divides by grad_accum
+                    # and DDP/FSDP average over processes, so scale back by both
+                    accelerator.backward(loss * world * stage.grad_accum / max(1, n_labels))
+                    loss_sum += loss.detach()
+            grad_norm = None
+            if stage.max_grad_norm is not None:
+                norm = accelerator.clip_grad_norm_(model.parameters(), stage.max_grad_norm)
+                grad_norm = None if norm is None else float(norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            loss_all = accelerator.reduce(loss_sum, reduction="sum").item() / max(1, n_labels)
+            dt = time.perf_counter() - t0
+            state.global_step += 1
+            state.stage_step = step + 1
+            state.log.append({
+                "student": student, "stage": s, "dataset": stage.dataset,
+                "step": state.global_step,
+                "epoch": (step + 1) * samples_per_step(stage, world) / len(samples),
+                "loss": loss_all, "lr": lr, "grad_norm": grad_norm, "tokens": n_tokens,
+                "tokens_per_s": n_tokens / dt,
+                "mem_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
+            })
+            if step == 0 or (step + 1) % 10 == 0 or step + 1 == steps:
+                accelerator.print(f"[train] stage {s} step {step + 1}/{steps} loss {loss_all:.4f}"
+                                  f" lr {lr:.2e} tok/s {n_tokens / dt:,.0f}")
+            if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
+                ckpts.save(accelerator, state)
+        state.stage, state.stage_step = s + 1, 0
+
+    # --- final save: a temp dir renamed onto `out`, so a half-written model is never "done" --
+    out_path = Path(out)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.config.use_cache = True
+    unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
+                              save_function=accelerator.save,
+                              state_dict=accelerator.get_state_dict(model))
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(tmp)
+        write_table(pd.DataFrame(state.log), tmp / LOG_FILE, "train_log")
+        write_json(tmp / HPARAMS_FILE, {
+            "student": student, "base_model": cfg.base_model, "init": str(init),
+            "init_path": base_path, "datasets": list(datasets), "stages": resolved,
+            "precision": cfg.precision, "gradient_checkpointing": cfg.gradient_checkpointing,
+            "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
+            "world_size": world, "distributed_type": str(accelerator.distributed_type),
+            "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
+            "parameters": int(sum(p.numel() for p in unwrapped.parameters())),
+            "packages": package_versions(), "torch_threads": torch.get_num_threads(),
+            "host": platform.node(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        })
+        if out_path.exists():
+            shutil.rmtree(out_path)
+        tmp.rename(out_path)
+    accelerator.wait_for_everyone()
+    ckpts.remove(accelerator.is_main_process)
+    accelerator.end_training()
+    return out_path
+
+

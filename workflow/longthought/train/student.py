@@ -1,0 +1,183 @@
+"""The student's starting point: a tiny model built here, or a pointer to a hub id / local path.
+
+`init_student` writes `models/<student>@init/`: for `base_model: tiny` a real Qwen2 model and
+byte-level BPE tokenizer saved with `save_pretrained`; for anything else only `init.json`, a
+pointer (weights are never copied), after checking offline what can be checked. Code that loads
+the initial model calls `resolve_model_path(dir)` and gets a path or hub id for `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from longthought.io import read_tables, write_json
+
+INIT_POINTER = "init.json"
+TINY = "tiny"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+ROLES = ("system", "user", "assistant")
+
+
+def tiny_corpus(traces_paths: Iterable[str]) -> list[str]:
+    """The text the tiny tokenizer learns from: problems, answers and thoughts of the traces."""
+    df = read_tables(list(traces_paths), "traces")
+    texts: list[str] = []
+    for col in ("problem", "content", "reasoning_content"):
+        texts += [t for t in df[col].dropna().tolist() if t]
+    texts += [f"<|im_start|>{role}\n" for role in ROLES]
+    return texts
+
+
+def classify_base_model(base_model: str) -> str:
+    """'tiny', 'local' (a path) or 'hub' (an `org/name` id), by what the string can be offline.
+
+    A string is a local path if it exists, starts like a path (`/`, `.`, `~`), has more than one
+    `/`, or its first component is an existing directory (e.g. `results/missing`); otherwise an
+    `org/name` string is a hub id. Anything else is an error.
+    """
+    if base_model == TINY:
+        return TINY
+    p = Path(base_model).expanduser()
+    looks_local = (
+        p.exists()
+        or base_model.startswith(("/", ".", "~"))
+        or base_model.count("/") != 1
+        or Path(base_model.split("/", 1)[0]).is_dir()
+    )
+    if looks_local:
+        return "local"
+    if HUB_ID.match(base_model):
+        return "hub"
+    raise ValueError(f"students.*.base_model {base_model!r} is neither 'tiny', a local model "
+                     "directory nor a hub id of the form 'org/name'")
+
+
+def check_local_model(path: str | os.PathLike[str], key: str = "base_model") -> Path:
+    """A local model directory must exist and hold a loadable config.json: fail clearly if not."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise ValueError(f"{key}: model directory {str(path)!r} does not exist")
+    if not (p / "config.json").is_file():
+        raise ValueError(f"{key}: {str(path)!r} has no config.json, so it is not a "
+                         "Hugging Face model directory")
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(p)
+    except Exception as exc:  # malformed or unknown architecture: say which file
+        raise ValueError(f"{key}: {p / 'config.json'} cannot be loaded: {exc}") from None
+    return p.resolve()
+
+
+def check_hub_id(repo_id: str, key: str = "base_model") -> None:
+    """Offline (HF_HUB_OFFLINE=1) a hub id must already be in the local cache; online, recorded."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(
+            try_to_load_from_cache(repo_id, "config.json"), str):
+        raise ValueError(f"{key}: hub model {repo_id!r} is not in the local Hugging Face cache "
+                         "and HF_HUB_OFFLINE is set; download it first or give a local path")
+
+
+def build_tiny(tiny: dict, texts: list[str], out: Path) -> None:
+    """Train the tokenizer on `texts`, build a randomly initialised Qwen2, save both to `out`."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from longthought.train.tokenizer import ENDOFTEXT, IM_END, train_tiny_tokenizer
+
+    if not texts:
+        raise ValueError("tiny tokenizer: the given traces hold no text to learn from")
+    tokenizer = train_tiny_tokenizer(texts, int(tiny.get("vocab_size", 512)))
+    im_end, eot = tokenizer.convert_tokens_to_ids([IM_END, ENDOFTEXT])
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=int(tiny["hidden_size"]),
+        num_hidden_layers=int(tiny["num_layers"]),
+        num_attention_heads=int(tiny["num_heads"]),
+        num_key_value_heads=int(tiny.get("num_kv_heads", tiny["num_heads"])),
+        intermediate_size=int(tiny["intermediate_size"]),
+        max_position_embeddings=int(tiny.get("max_position_embeddings", 4096)),
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        bos_token_id=eot,
+        eos_token_id=im_end,
+        pad_token_id=eot,
+    )
+    torch.manual_seed(int(tiny.get("seed", 0)))
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = [im_end, eot]
+    model.generation_config.pad_token_id = eot
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def check_reload(out: Path) -> None:
+    """The saved tiny student must load back through the Auto classes, as every consumer will."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    if model.config.vocab_size != len(tok) or tok.chat_template is None:
+        raise RuntimeError(f"{out}: tokenizer and model do not match after reload")
+
+
+def init_student(student: str, spec: dict, traces: list[str], out: str | os.PathLike[str]) -> Path:
+    """Write `out` (the untrained student) from `students.<student>` = `spec`; returns `out`."""
+    base = spec.get("base_model")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"students.{student}.base_model must be 'tiny', a hub id or a path")
+    kind = classify_base_model(base)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if kind == TINY:
+            tiny = spec.get("tiny") or {}
+            missing = [k for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size")
+                       if k not in tiny]
+            if missing:
+                raise ValueError(f"students.{student}.tiny is missing {missing}")
+            if not traces:
+                raise ValueError(f"students.{student}: a tiny student needs --traces to train "
+                                 "its tokenizer on (tiny.tokenizer_tasks)")
+            build_tiny(tiny, tiny_corpus(traces), tmp)
+            check_reload(tmp)
+        else:
+            key = f"students.{student}.base_model"
+            if kind == "local":
+                path = str(check_local_model(base, key))
+            else:
+                check_hub_id(base, key)
+                path = base
+            write_json(tmp / INIT_POINTER, {"student": student, "base_model": base,
+                                            "kind": kind, "path": path})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def resolve_model_path(model_dir: str | os.PathLike[str]) -> str:
+    """What `from_pretrained` needs for an init dir: the dir itself, or the id/path it points to."""
+    d = Path(model_dir)
+    if (d / "config.json").is_file():
+        return str(d)
+    pointer = d / INIT_POINTER
+    if pointer.is_file():
+        info = json.loads(pointer.read_text(encoding="utf-8"))
+        if info.get("kind") == "local":
+            return str(check_local_model(info["path"], f"{pointer}: path"))
+        return str(info["path"])
+    raise ValueError(f"{d}: neither a model directory (config.json) nor a student init dir "
+                     f"({INIT_POINTER}); run `longthought init-student` first")
