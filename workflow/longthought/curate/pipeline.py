@@ -179,12 +179,14 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     finally:
         analyser.close()
         checker.close()
+    t_analysed = time.monotonic()
     n_input = len(rows)
     _late_filters(rows, filters)
     _dedup(rows, cfg["dedup"])
     if bench_tables:
         _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
 
+    t_filtered = time.monotonic()
     kept = {(r.file, r.res.row): r.res for r in rows if r.res.filter is None}
     rej = _rejected_frame(rows, dataset)
     assert len(kept) + len(rej) == n_input, "curation lost rows"
@@ -196,9 +198,13 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     io.write_table(fun, funnel, "funnel")
     summary = {"dataset": dataset, "rows": n_input, "kept": n_kept, "rejected": len(rej),
                "seconds": round(time.monotonic() - t0, 2),
+               "seconds_analyse": round(t_analysed - t0, 2),
+               "seconds_dedup_decontaminate": round(t_filtered - t_analysed, 2),
+               "seconds_write": round(time.monotonic() - t_filtered, 2),
                "parser_checks": checker.parser_calls}
     print(f"curate {dataset}: {n_input} traces -> {n_kept} kept, {len(rej)} rejected "
-          f"({summary['seconds']} s)")
+          f"({summary['seconds']} s: analyse {summary['seconds_analyse']}, dedup+decontaminate "
+          f"{summary['seconds_dedup_decontaminate']}, write {summary['seconds_write']})")
     for r in fun.itertuples():
         print(f"  {r.step:>2} {r.filter:<16} in {r.rows_in:>7}  removed {r.removed:>7}  "
               f"out {r.rows_out:>7}")
@@ -399,18 +405,17 @@ def _write_dataset(dataset: str, paths: list[str], files: list[pq.ParquetFile],
                     res = kept.get((fi, offset + i))
                     if res is None:
                         continue
-                    messages = build_messages(res.problem, rec, fmt)
+                    encoded = messages_json(build_messages(res.problem, rec, fmt))
                     chunk.append({"sample_id": res.sample_id, "dataset": dataset,
                                   "task": res.task, "problem_id": res.problem_id,
                                   "problem": res.problem, "answer": res.answer,
-                                  "messages": messages_json(messages),
-                                  "completion_tokens": res.tokens})
-                    if jsonl is not None:
-                        jsonl.write(json.dumps({
-                            "messages": messages, "sample_id": res.sample_id,
-                            "problem_id": res.problem_id, "task": res.task,
-                            "dataset": dataset, "answer": res.answer,
-                        }, ensure_ascii=False) + "\n")
+                                  "messages": encoded, "completion_tokens": res.tokens})
+                    if jsonl is not None:  # the messages are encoded once, spliced in here
+                        fields = json.dumps({
+                            "sample_id": res.sample_id, "problem_id": res.problem_id,
+                            "task": res.task, "dataset": dataset, "answer": res.answer,
+                        }, ensure_ascii=False)
+                        jsonl.write(f'{{"messages": {encoded}, {fields[1:]}\n')
                 if chunk:
                     df = pd.DataFrame(chunk)
                     df["completion_tokens"] = df["completion_tokens"].astype("Int64")
