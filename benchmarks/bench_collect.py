@@ -17,7 +17,7 @@ request cache so nothing is served from it):
 Usage:
   .venv/bin/python benchmarks/bench_collect.py            # full size (several minutes)
   .venv/bin/python benchmarks/bench_collect.py --quick    # smoke run (~1 minute)
-  .venv/bin/python benchmarks/bench_collect.py --only latency,faults
+  .venv/bin/python benchmarks/bench_collect.py --only latency,faults --with-bare
 The last line printed is a JSON object with all figures.
 """
 
@@ -110,11 +110,21 @@ def bench_latency(n: int) -> dict:
             "latency_ok": ok}
 
 
-def bench_ratelimit(n: int) -> dict:
+def bench_ratelimit(n: int, with_bare: bool = False) -> dict:
     rpm, conc = 3000, 256
     limit_rps = rpm / 60
     spec = {"seed": 1, "latency_ms": 1000, "rate_limit_rpm": rpm, "models": ["sim-o1"]}
+    extra: dict = {}
     with start_sim(spec) as base:
+        if with_bare:
+            bare_s = asyncio.run(_bare(base, requests_for(n, offset=10_000_000), conc))
+            b = sim_stats(base)
+            extra = {"bare_rate_limit_ratio": round(n / bare_s / limit_rps, 4),
+                     "bare_rate_limited_share": round(b["by_status"].get("429", 0)
+                                                      / max(1, b["requests"]), 4)}
+            print(f"rate-limit-bound, bare loop: {extra}", flush=True)
+            sim_reset(base)
+            time.sleep(1.0)  # let the server's bucket refill
         secs, results = collect(base, teacher(conc, rpm=rpm), requests_for(n))
         s = sim_stats(base)
     ok = sum(r.status == "ok" for r in results)
@@ -126,15 +136,21 @@ def bench_ratelimit(n: int) -> dict:
     return {"rate_limit_requests": n, "rate_limit_rps": round(rate, 3),
             "rate_limit_ratio": round(rate / limit_rps, 4),
             "rate_limited_share": round(n429 / max(1, s["requests"]), 5),
-            "rate_limit_ok": ok}
+            "rate_limit_ok": ok, **extra}
 
 
-def bench_faults(n: int) -> dict:
+def bench_faults(n: int, with_bare: bool = False) -> dict:
     conc, latency, share = 64, 0.5, 0.2
     ideal = conc / latency / (1 / (1 - share))
     spec = {"seed": 1, "latency_ms": latency * 1000, "faults": {"rate_500": share},
             "models": ["sim-o1"]}
+    extra: dict = {}
     with start_sim(spec) as base:
+        if with_bare:
+            bare_s = asyncio.run(_bare(base, requests_for(n, offset=10_000_000), conc))
+            extra = {"bare_fault_throughput_ratio": round(n / bare_s / ideal, 4)}
+            print(f"faults, bare loop with the SDK's retries: {extra}", flush=True)
+            sim_reset(base)
         secs, results = collect(base, teacher(conc), requests_for(n))
         s = sim_stats(base, keys=True)
     ok = sum(r.status == "ok" for r in results)
@@ -147,7 +163,7 @@ def bench_faults(n: int) -> dict:
           f"duplicates {dups}, collector ok {ok}", flush=True)
     return {"fault_requests": n, "fault_rps": round(rate, 2),
             "fault_throughput_ratio": round(rate / ideal, 4), "lost": lost,
-            "duplicates": dups, "fault_ok": ok}
+            "duplicates": dups, "fault_ok": ok, **extra}
 
 
 def memory_child(n: int) -> None:
@@ -176,6 +192,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     ap.add_argument("--only", default="latency,ratelimit,faults,memory")
+    ap.add_argument("--with-bare", action="store_true",
+                    help="also run the bare AsyncOpenAI loop in the rate-limit and fault scenarios")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_child is not None:
@@ -187,8 +205,11 @@ def main() -> None:
     benches = {"latency": bench_latency, "ratelimit": bench_ratelimit, "faults": bench_faults,
                "memory": bench_memory}
     t0 = time.perf_counter()
-    for name in args.only.split(","):
-        out.update(benches[name.strip()](sizes[name.strip()]))
+    for name in (x.strip() for x in args.only.split(",")):
+        if name in ("ratelimit", "faults"):
+            out.update(benches[name](sizes[name], with_bare=args.with_bare))
+        else:
+            out.update(benches[name](sizes[name]))
     out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["wall_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out))

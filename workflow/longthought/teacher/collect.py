@@ -9,9 +9,10 @@ guarantees:
 - **As fast as the API allows, no faster.** `max_concurrency` requests in flight over the SDK's
   aiohttp transport; requests and tokens per minute paced client-side (`limits.Pacer`).
 - **Retries that don't stall the rest.** 429 waits out `Retry-After`; 5xx, timeouts and dropped
-  connections back off exponentially with jitter; malformed or empty bodies are retried a few
-  times. A request waiting to retry gives its slot to fresh work. The SDK's own retries are off.
-  A request that runs out of retries is recorded `failed` with its reason; the others go on.
+  connections back off with jitter (short while most attempts succeed, growing exponentially
+  once most recent attempts fail); malformed or empty bodies are retried a few times. A request
+  waiting to retry gives its slot to fresh work. The SDK's own retries are off. A request that
+  runs out of retries is recorded `failed` with its reason; the others go on.
 - **A hard budget.** A request is issued only if money spent plus the worst case of everything
   in flight (and its own) stays within `budget_usd`; past that, the rest is `skipped_budget`.
 - **Secrets stay out.** The key is read from the environment variable named by `api_key_env`
@@ -97,7 +98,7 @@ class Limits:
     max_retries: int = 6  # 5xx, timeouts, dropped connections
     max_rate_limit_retries: int = 30  # 429s (expected under load, so counted apart)
     max_malformed_retries: int = 2  # malformed or empty bodies
-    backoff_base_s: float = 0.5
+    backoff_base_s: float = 0.25  # first retry after 0.125-0.25 s, doubling up to the max
     backoff_max_s: float = 30.0
 
     @classmethod
@@ -275,6 +276,7 @@ class _Collector:
         self.rng = random.Random()
         self.http_attempts = 0
         self.http_429 = 0
+        self.recent: deque[bool] = deque(maxlen=100)  # last attempts: True = server-side failure
         self.pacer = Pacer(limits.requests_per_minute, limits.tokens_per_minute)
         self.api_key = ""
         self.sched: _Schedule | None = None
@@ -332,10 +334,13 @@ class _Collector:
         t0 = time.monotonic()
         try:
             text = await self._send(client, job)
+            self.recent.append(False)
             latency = time.monotonic() - t0
             result = self._ok(job, text, latency)
         except _Retry as r:
             job.last_error = r.reason
+            if r.kind in ("server", "timeout", "connection"):
+                self.recent.append(True)
             delay = self._retry_delay(job, r)
             if delay is None:
                 self._settle(job, self._failed(job, r.reason))
@@ -415,7 +420,12 @@ class _Collector:
         job.retries += 1
         if job.retries > lim.max_retries:
             return None
-        delay = backoff_delay(job.retries, self.rng, lim.backoff_base_s, lim.backoff_max_s)
+        # While most attempts succeed, a request failing again is bad luck, not an outage:
+        # keep its backoff short so it doesn't trail the run. When most recent attempts fail,
+        # the endpoint is in trouble and backoff grows exponentially.
+        outage = len(self.recent) >= 8 and sum(self.recent) * 2 >= len(self.recent)
+        step = job.retries if outage else min(job.retries, 2)
+        delay = backoff_delay(step, self.rng, lim.backoff_base_s, lim.backoff_max_s)
         return max(delay, r.delay) if r.delay is not None else delay
 
     # --- budget ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ class Pacer:
             self.tokens.refund(amount)
 
 
-def backoff_delay(retry: int, rng: random.Random, base: float = 0.5, cap: float = 30.0) -> float:
+def backoff_delay(retry: int, rng: random.Random, base: float = 0.25, cap: float = 30.0) -> float:
     """Exponential backoff with jitter for the `retry`-th retry (1-based): uniform in
     [d/2, d] with d = min(cap, base * 2**(retry-1)), so retries spread out but never bunch at 0."""
     d = min(cap, base * 2 ** max(0, retry - 1))
