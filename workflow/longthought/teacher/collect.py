@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ from longthought.teacher.cache import CacheEntry, RequestCache, canonical_json, 
 from longthought.teacher.limits import Pacer, backoff_delay, retry_after_seconds
 from longthought.teacher.pricing import Pricing, max_output_tokens
 from longthought.teacher.progress import Progress
-from longthought.teacher.responses import MalformedResponse, parse_completion, usage_of
+from longthought.teacher.responses import MalformedResponse, Parsed, parse_completion, usage_of
 from longthought.teacher.tokens import count_prompt_tokens, count_tokens
 
 log = logging.getLogger("longthought.teacher.collect")
@@ -276,6 +277,7 @@ class _Collector:
         self.rng = random.Random()
         self.http_attempts = 0
         self.http_429 = 0
+        self.cache_errors = 0
         self.recent: deque[bool] = deque(maxlen=100)  # last attempts: True = server-side failure
         self.pacer = Pacer(limits.requests_per_minute, limits.tokens_per_minute)
         self.api_key = ""
@@ -333,10 +335,9 @@ class _Collector:
         self.http_attempts += 1
         t0 = time.monotonic()
         try:
-            text = await self._send(client, job)
+            text, parsed = await self._send(client, job)
             self.recent.append(False)
-            latency = time.monotonic() - t0
-            result = self._ok(job, text, latency)
+            result = self._ok(job, text, parsed, time.monotonic() - t0)
         except _Retry as r:
             job.last_error = r.reason
             if r.kind in ("server", "timeout", "connection"):
@@ -352,15 +353,21 @@ class _Collector:
             return
         self.pacer.refund_tokens(job.token_est - (result.prompt_tokens or job.prompt_est)
                                  - (result.completion_tokens or 0))
-        self.cache.put(CacheEntry(job.key, result.request, result.response or "",
-                                  result.latency_s, result.attempts, result.prompt_tokens,
-                                  result.completion_tokens, result.reasoning_tokens,
-                                  result.cost_usd, self.tag))
+        try:
+            self.cache.put(CacheEntry(job.key, result.request, result.response or "",
+                                      result.latency_s, result.attempts, result.prompt_tokens,
+                                      result.completion_tokens, result.reasoning_tokens,
+                                      result.cost_usd, self.tag))
+        except sqlite3.Error as exc:  # keep the paid answer in this run's output regardless
+            self.cache_errors += 1
+            if self.cache_errors == 1:
+                log.error("%scould not write to the request cache (%s); answers are still "
+                          "returned, but a re-run would ask for them again", self._prefix(), exc)
         self._settle(job, result)
 
     # --- one HTTP attempt ------------------------------------------------------------------
 
-    async def _send(self, client: AsyncOpenAI, job: _Job) -> str:
+    async def _send(self, client: AsyncOpenAI, job: _Job) -> tuple[str, Parsed]:
         try:
             async with asyncio.timeout(self.limits.timeout_s + 5.0):  # backstop to the SDK's
                 # The body goes out exactly as keyed and cached (no SDK-side transformation,
@@ -392,14 +399,14 @@ class _Collector:
             raise _Retry("connection", self._scrub(
                 f"connection error: {type(cause).__name__}: {cause}")) from None
         try:
-            parse_completion(text)
+            parsed = parse_completion(text)
         except MalformedResponse as exc:
             usage = usage_of(text)
             cost = self.pricing.cost(*usage) if (usage and self.pricing) else 0.0
             self.spent += cost  # a billed but unusable reply still counts against the budget
             self.spent_run += cost
             raise _Retry("malformed", str(exc)) from None
-        return text
+        return text, parsed
 
     def _retry_delay(self, job: _Job, r: _Retry) -> float | None:
         """Seconds until the retry, or None once this kind of failure is out of retries."""
@@ -454,8 +461,7 @@ class _Collector:
 
     # --- outcomes --------------------------------------------------------------------------
 
-    def _ok(self, job: _Job, text: str, latency: float) -> ChatResult:
-        parsed = parse_completion(text)
+    def _ok(self, job: _Job, text: str, parsed: Parsed, latency: float) -> ChatResult:
         has_usage = parsed.has_usage and parsed.completion_tokens is not None
         cost = None
         if self.pricing is not None:
