@@ -22,7 +22,7 @@ from longthought.io import read_tables, write_json
 
 INIT_POINTER = "init.json"
 TINY = "tiny"
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 ROLES = ("system", "user", "assistant")
 
 
@@ -37,27 +37,26 @@ def tiny_corpus(traces_paths: Iterable[str]) -> list[str]:
 
 
 def classify_base_model(base_model: str) -> str:
-    """'tiny', 'local' (a path) or 'hub' (an `org/name` id), by what the string can be offline.
+    """'tiny', 'local' (a path) or 'hub' (a hub id), by what the string can be offline.
 
     A string is a local path if it exists, starts like a path (`/`, `.`, `~`), has more than one
-    `/`, or its first component is an existing directory (e.g. `results/missing`); otherwise an
-    `org/name` string is a hub id. Anything else is an error.
+    `/`, or its first component is an existing directory (e.g. `results/missing`); otherwise a
+    `name` or `org/name` string is a hub id. Anything else is an error.
     """
     if base_model == TINY:
         return TINY
-    p = Path(base_model).expanduser()
     looks_local = (
-        p.exists()
+        Path(base_model).expanduser().exists()
         or base_model.startswith(("/", ".", "~"))
-        or base_model.count("/") != 1
-        or Path(base_model.split("/", 1)[0]).is_dir()
+        or base_model.count("/") > 1
+        or ("/" in base_model and Path(base_model.split("/", 1)[0]).is_dir())
     )
     if looks_local:
         return "local"
     if HUB_ID.match(base_model):
         return "hub"
     raise ValueError(f"students.*.base_model {base_model!r} is neither 'tiny', a local model "
-                     "directory nor a hub id of the form 'org/name'")
+                     "directory nor a hub id ('name' or 'org/name')")
 
 
 def check_local_model(path: str | os.PathLike[str], key: str = "base_model") -> Path:
