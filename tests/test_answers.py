@@ -184,3 +184,15 @@ def test_benchmark_golds_in_other_forms(checker):
     verdicts = checker.check(golds, responses)
     assert all(v.correct is True for v in verdicts), [
         (g, v) for g, v in zip(golds, verdicts, strict=True) if v.correct is not True]
+
+
+def test_check_answer_cli(capsys):
+    from longthought.cli import main
+
+    assert main(["check-answer", "\\frac{1}{2}", "so \\boxed{0.5}"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["correct"] is True and out["reason"] == "correct" and out["extracted"] == "0.5"
+    assert main(["check-answer", "3", "the answer is 4"]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "wrong"
+    assert main(["check-answer", "3", "no idea"]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "no_answer"

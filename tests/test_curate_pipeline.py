@@ -239,3 +239,30 @@ def test_default_config_datasets_resolve():
 def test_bad_specs_name_the_key(spec, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         resolve_spec(spec, "x")
+
+
+def test_length_in_student_tokens(tmp_path):
+    from longthought.train.tokenizer import train_tiny_tokenizer
+
+    tok = train_tiny_tokenizer(["Add the ones, then the tens. \\boxed{7}"] * 10, vocab_size=300)
+    tok.save_pretrained(tmp_path / "tok")
+    short = think("Add.", "\\boxed{7}")
+    long = think(" ".join(f"Step {i}: add the ones, then the tens." for i in range(40)),
+                 "\\boxed{7}")
+    rows = [trace_record("t", "q", "What is $3+4$?", "7", c, sample_index=i,
+                         completion_tokens=10)  # usage says 10: the tokenizer must decide
+            for i, c in enumerate([short, long])]
+    io.write_table(pd.DataFrame(rows), tmp_path / "t.parquet", "traces")
+    n_short = len(tok(short)["input_ids"])
+    spec = {"tasks": ["t"], "filters": {"min_tokens": n_short + 5, "max_tokens": 10_000,
+                                        "tokenizer": str(tmp_path / "tok")},
+            "decontaminate": None}
+    curate("L", spec, [str(tmp_path / "t.parquet")], [], out=str(tmp_path / "L.parquet"),
+           rejected=str(tmp_path / "L.rej.parquet"), funnel=str(tmp_path / "L.fun.parquet"),
+           workers=1)
+    kept = pd.read_parquet(tmp_path / "L.parquet")
+    rej = pd.read_parquet(tmp_path / "L.rej.parquet")
+    assert kept["sample_id"].tolist() == ["t/q/1"]
+    assert kept["completion_tokens"].iloc[0] > 100  # counted by the tokenizer, not usage
+    assert rej["filter"].tolist() == ["length"]
+    assert rej["detail"].iloc[0] == f"tokenizer {tmp_path / 'tok'}"
