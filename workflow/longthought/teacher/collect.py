@@ -198,8 +198,8 @@ class _Schedule:
     """Hands out jobs: retries that are due first, then fresh work. A job waiting out its
     backoff holds no worker, so the other slots keep the endpoint busy."""
 
-    def __init__(self, jobs: list[_Job]) -> None:
-        self.fresh: deque[_Job] = deque(jobs)
+    def __init__(self, jobs: deque[_Job]) -> None:
+        self.fresh = jobs  # owned: a job is dropped once done, so memory falls as work finishes
         self.ready: deque[_Job] = deque()
         self.sleeping = 0
         self.active = 0
@@ -285,7 +285,7 @@ class _Collector:
 
     # --- the run ---------------------------------------------------------------------------
 
-    async def run(self, jobs: list[_Job]) -> None:
+    async def run(self, jobs: deque[_Job]) -> None:
         self.api_key = api_key_for(self.spec)
         conc = self.limits.max_concurrency
         http = DefaultAioHttpClient(
@@ -296,8 +296,9 @@ class _Collector:
                              timeout=self.limits.timeout_s, http_client=http)
         self.sched = _Schedule(jobs)
         try:
-            workers = [asyncio.create_task(self._worker(client))
-                       for _ in range(min(conc, len(jobs)))]
+            n_workers = min(conc, len(jobs))
+            del jobs
+            workers = [asyncio.create_task(self._worker(client)) for _ in range(n_workers)]
             await asyncio.gather(*workers)
         finally:
             await client.close()
@@ -601,8 +602,10 @@ async def arun_requests(teacher_spec: dict[str, Any], requests: Sequence[ChatReq
                 cache.delete(k)
                 del hits[k]
         spent = sum(r.cost_usd or 0.0 for r in results.values())
-        todo = [j for k, j in jobs.items() if k not in hits]
-        bar = Progress(len(jobs), len(hits), tag or "collect", progress)
+        n_unique = len(jobs)
+        todo = deque(j for k, j in jobs.items() if k not in hits)
+        jobs.clear()  # the schedule owns the jobs now: each is freed once done
+        bar = Progress(n_unique, len(hits), tag or "collect", progress)
         bar.tokens = sum((r.prompt_tokens or 0) + (r.completion_tokens or 0)
                          for r in results.values())
         bar.usd = spent
@@ -621,7 +624,7 @@ async def arun_requests(teacher_spec: dict[str, Any], requests: Sequence[ChatReq
     n_skip = sum(1 for r in results.values() if r.status == "skipped_budget")
     log.info("%s%d unique requests: ok %d (cached %d), failed %d, skipped_budget %d; "
              "%d HTTP attempts (%d answered 429) in %.1f s; spent $%.4f this run, $%.4f in all%s",
-             col._prefix(), len(jobs), n_ok, len(hits), n_failed, n_skip, col.http_attempts,
+             col._prefix(), n_unique, n_ok, len(hits), n_failed, n_skip, col.http_attempts,
              col.http_429, time.monotonic() - t0, col.spent_run, col.spent,
              f" of budget_usd ${budget:.4f}" if budget is not None else "")
     if col.budget_hit:
