@@ -1,17 +1,21 @@
 """The collector's live progress bar (done / cached / failed counts, tokens, USD, ETA).
 
-A tqdm bar on stderr when wanted; in quiet mode nothing is drawn and only the final summary is
-logged. Counters are kept either way, so the summary and the bar never disagree.
+A tqdm bar on stderr when wanted. In quiet mode (batch jobs) nothing is drawn; instead one log
+line every `QUIET_LOG_S` seconds says how far the collection is, so a long job's log file shows
+progress without carriage-return noise. Counters are kept either way.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
 from tqdm import tqdm
 
 REFRESH_S = 0.5
+QUIET_LOG_S = 60.0
+log = logging.getLogger("longthought.teacher.collect")
 
 
 class Progress:
@@ -24,6 +28,9 @@ class Progress:
         self.tokens = 0
         self.usd = 0.0
         self._last = 0.0
+        self.desc = desc
+        self.t0 = time.monotonic()
+        self._last_log = self.t0
         self.bar = tqdm(total=total, initial=cached, desc=desc, unit="req", file=sys.stderr,
                         dynamic_ncols=True, mininterval=REFRESH_S, smoothing=0.1,
                         disable=not enabled)
@@ -49,6 +56,20 @@ class Progress:
         self.usd += usd
         self._postfix()
         self.bar.update(1)
+        if self.bar.disable:
+            now = time.monotonic()
+            if now - self._last_log >= QUIET_LOG_S:
+                self._last_log = now
+                log.info("[%s] %s", self.desc, self.line(now))
+
+    def line(self, now: float) -> str:
+        done = self.cached + self.ok + self.failed + self.skipped
+        fresh = done - self.cached
+        rate = fresh / max(1e-9, now - self.t0)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        return (f"{done}/{self.total} done (ok {self.ok}, cached {self.cached}, failed "
+                f"{self.failed}, skipped {self.skipped}); {self.tokens:,} tokens, "
+                f"${self.usd:.4f}; {rate:.1f} req/s, ETA {eta:.0f} s")
 
     def close(self) -> None:
         self._postfix(force=True)
