@@ -158,7 +158,9 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     if timeout_s is None:
         correct = filters["correct"]
         timeout_s = float(correct.get("timeout_s", 5.0)) if isinstance(correct, dict) else 5.0
+    t_bench = time.monotonic()
     bench_tables = _load_benchmarks(benchmarks, cfg["decontaminate"], dataset)
+    seconds_decon = time.monotonic() - t_bench
     files = [_open_traces(p) for p in traces]
 
     rows: list[_Row] = []
@@ -184,7 +186,9 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     _late_filters(rows, filters)
     _dedup(rows, cfg["dedup"])
     if bench_tables:
+        t_decon = time.monotonic()
         _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
+        seconds_decon += time.monotonic() - t_decon
 
     t_filtered = time.monotonic()
     kept = {(r.file, r.res.row): r.res for r in rows if r.res.filter is None}
@@ -200,6 +204,7 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
                "seconds": round(time.monotonic() - t0, 2),
                "seconds_analyse": round(t_analysed - t0, 2),
                "seconds_dedup_decontaminate": round(t_filtered - t_analysed, 2),
+               "seconds_decontaminate": round(seconds_decon, 3),
                "seconds_write": round(time.monotonic() - t_filtered, 2),
                "parser_checks": checker.parser_calls}
     print(f"curate {dataset}: {n_input} traces -> {n_kept} kept, {len(rej)} rejected "
