@@ -37,7 +37,23 @@ def _corpus(sentinel: str) -> list[str]:
         "$" + "\\frac{1}{" * 400 + "2" + "}" * 400 + "$",
         "\\boxed{\\int_0^\\infty e^{-x^{x^{x}}} dx}",
         "\\boxed{\\sum_{n=1}^{10^{100}} n^{n}}",
+        # shapes that make naive regexes quadratic
+        "the answer is 5 " * 5000,
+        "\\(" * 50_000,
+        "$" * 100_000,
+        "the answer is" + " " * 100_000 + "x",
+        "Answer:" + "\t " * 50_000 + ".",
     ]
+
+
+def test_extraction_stays_within_the_check_deadline(tmp_path):
+    """Extraction runs in the parent (no worker to kill), so it must be linear on any input."""
+    from longthought.curate.extract import extract_answer_detail
+
+    for text in _corpus(str(tmp_path / "S")):
+        start = time.monotonic()
+        extract_answer_detail(text)
+        assert time.monotonic() - start < TIMEOUT_S, text[:60]
 
 
 def test_adversarial_corpus_executes_nothing_and_finishes(tmp_path):

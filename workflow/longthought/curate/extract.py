@@ -22,6 +22,8 @@ THINKING_FORMATS: dict[str, tuple[str, str, str, str]] = {
 MAX_ANSWER_CHARS = 1000
 # Brace nesting deeper than this is rejected before any parser sees it.
 MAX_NESTING = 24
+# Lines longer than this are not searched for "the answer is ..." (bounds the regex work).
+MAX_LINE_CHARS = 2000
 # Only the last few \boxed candidates are scanned (avoids quadratic work on hostile text).
 MAX_BOX_CANDIDATES = 8
 
@@ -112,6 +114,30 @@ def _strip_math(ans: str) -> str:
     return ans.strip().rstrip(".").strip()
 
 
+def _labelled_answer(part: str) -> Extraction | None:
+    """The last "the answer is X" / "Answer: X" line, scanning lines from the end.
+
+    Lines longer than MAX_LINE_CHARS are skipped, which keeps the regexes' work per line bounded
+    (a hostile megabyte line cannot make them quadratic).
+    """
+    for line in reversed(part.splitlines()):
+        if len(line) > MAX_LINE_CHARS or "answer" not in line.lower():
+            continue
+        candidates = []
+        for regex, method in ((_ANSWER_IS_RE, "answer_is"), (_ANSWER_LABEL_RE, "answer_label")):
+            last = None
+            for last in regex.finditer(line):  # noqa: B007 - we want the last match
+                pass
+            if last is not None:
+                candidates.append((last.start(), method, last.group("ans")))
+        if candidates:
+            _, method, ans = max(candidates)
+            ans = _strip_math(ans)
+            if ans:
+                return Extraction(ans, method)
+    return None
+
+
 def extract_answer_detail(text: str) -> Extraction:
     """Find the final answer in `text`, preferring the part after any thinking block.
 
@@ -133,19 +159,10 @@ def extract_answer_detail(text: str) -> Extraction:
     if refused is not None:
         return refused
     for part in parts:
-        candidates = []
-        for regex, method in ((_ANSWER_IS_RE, "answer_is"), (_ANSWER_LABEL_RE, "answer_label")):
-            last = None
-            for last in regex.finditer(part):  # noqa: B007 - we want the last match
-                pass
-            if last is not None:
-                candidates.append((last.start(), method, last.group("ans")))
-        if candidates:
-            _, method, ans = max(candidates)
-            ans = _strip_math(ans)
-            if ans:
-                return Extraction(ans, method)
-    line = _last_line(answer_part or text)
+        found = _labelled_answer(part)
+        if found is not None:
+            return found
+    line = _last_line(answer_part or text)[-MAX_LINE_CHARS:]
     maths = list(_MATH_RE.finditer(line))
     if maths:
         ans = next(g for g in maths[-1].groups() if g is not None).strip()

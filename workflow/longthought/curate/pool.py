@@ -160,8 +160,11 @@ class DeadlinePool:
         active = list(self._workers)
         while queue or any(w.inflight for w in active):
             now = time.monotonic()
-            for w in active:
+            for slot, w in enumerate(active):
                 if not w.inflight and queue:
+                    if w.proc.poll() is not None:  # died while idle: no item to blame
+                        self._replace(w, active)
+                        w = active[slot]
                     chunk = [queue.popleft() for _ in range(min(self.chunk, len(queue)))]
                     try:
                         w.conn.send([(i, items[i]) for i in chunk])
