@@ -266,3 +266,21 @@ def test_length_in_student_tokens(tmp_path):
     assert kept["completion_tokens"].iloc[0] > 100  # counted by the tokenizer, not usage
     assert rej["filter"].tolist() == ["length"]
     assert rej["detail"].iloc[0] == f"tokenizer {tmp_path / 'tok'}"
+
+
+def test_empty_input_gives_empty_valid_outputs(tmp_path):
+    import datasets
+
+    from longthought.schemas import ALL
+
+    empty = pd.DataFrame({c: pd.Series(dtype="object") for c in ALL["traces"].columns})
+    io.write_table(empty, tmp_path / "t.parquet", "traces")
+    summary = curate("e", {"tasks": ["t"], "decontaminate": None}, [str(tmp_path / "t.parquet")],
+                     [], out=str(tmp_path / "e.parquet"), rejected=str(tmp_path / "e.rej.parquet"),
+                     funnel=str(tmp_path / "e.fun.parquet"), export_dir=str(tmp_path / "e.hf"),
+                     workers=1)
+    assert (summary["rows"], summary["kept"], summary["rejected"]) == (0, 0, 0)
+    assert io.read_table(tmp_path / "e.parquet", "dataset").empty
+    assert io.read_table(tmp_path / "e.rej.parquet", "rejected").empty
+    assert (io.read_table(tmp_path / "e.fun.parquet", "funnel")["rows_in"] == 0).all()
+    assert len(datasets.load_from_disk(str(tmp_path / "e.hf" / "hf"))) == 0

@@ -457,10 +457,11 @@ def _save_hf(export: Path) -> None:
     data = export / "data.jsonl"
     cache = export / ".cache"
     try:
-        if data.stat().st_size == 0:
+        if data.stat().st_size == 0:  # one explicit (empty) shard: zero shards do not load
             ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+            ds.save_to_disk(str(export / "hf"), num_shards=1)
         else:
             ds = datasets.Dataset.from_json(str(data), features=features, cache_dir=str(cache))
-        ds.save_to_disk(str(export / "hf"))
+            ds.save_to_disk(str(export / "hf"))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
