@@ -5,9 +5,14 @@ prompt and the sample index; from it, one uniform number per output position is 
 The token at position t is chosen by inverse-CDF sampling with the t-th uniform over the
 temperature- and top-p-adjusted distribution. Nothing depends on a global RNG, on which other
 samples share the batch, or on when a neighbour finishes; so batched and sequential generation,
-and reruns, give the same tokens on the CPU. (Logits of a padded batch can differ from an
-unpadded one in the last float bits; a token flips only if a uniform lands within that distance
-of a CDF boundary, about 1e-7 per token.)
+and reruns, give the same tokens on the CPU.
+
+The one caveat is float arithmetic: a padded batch computes logits with different kernel shapes
+than a single sequence (and multi-threaded BLAS may split sums differently), so logits can differ
+in the last bits. A token flips only if its uniform lands within that distance of a CDF (or
+top-p) boundary, which is rare: in benchmarks/bench_eval.py all 32 samples x 128 tokens matched
+on one thread, while one 2-thread run on a heavily loaded machine had a differing sample. For
+bit-exact comparisons run with one CPU thread (torch.set_num_threads(1)), as the tests do.
 
 Because the seed does not include the thinking budget, the runs at different budgets share their
 random numbers: a capped sample follows the unconstrained one until the cap (common random
