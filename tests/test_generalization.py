@@ -491,6 +491,7 @@ def test_markdown_before_after_table() -> None:
     assert "safety: 95.0 → 93.0 (-2.0)" in md
     assert "alpha 0.81" in md and "unparseable 2.0" in md
     assert md.index("| safety |") < md.index("| sycophancy |") < md.index("| general QA |")
-    swapped = generalization_markdown(df, baseline="tiny", tuned="tiny@init")
+    assert generalization_markdown(df, ["tiny@init", "tiny"]) == md  # config's pair
+    swapped = generalization_markdown(df, ["tiny", "tiny@init"])
     assert "| -4.0" not in swapped and "+4.0 ± 5.0" in swapped
     assert "No generalization results" in generalization_markdown(df.iloc[0:0])

@@ -10,6 +10,7 @@ judge could not be read.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -56,11 +57,17 @@ def headline_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[want]
 
 
-def generalization_markdown(df: pd.DataFrame, baseline: str | None = None,
-                            tuned: str | None = None) -> str:
-    """A markdown section comparing `baseline` and `tuned` (inferred as X@init / X if not given)."""
+def generalization_markdown(df: pd.DataFrame, pair: Sequence[str] | None = None, *,
+                            baseline: str | None = None, tuned: str | None = None) -> str:
+    """The body of the before/after section (the caller writes the heading).
+
+    `pair` is config `generalization.models` ([baseline, tuned]); without it the pair is
+    inferred (X@init and X, else the first two models in the rows).
+    """
     if df is None or df.empty:
-        return "## Beyond math\n\nNo generalization results.\n"
+        return "No generalization results.\n"
+    if pair is not None and len(pair) >= 2 and not (baseline and tuned):
+        baseline, tuned = pair[0], pair[1]
     models = list(dict.fromkeys(df["model"]))
     base, tune = _pair(models, baseline, tuned)
     head = headline_rows(df)
@@ -68,8 +75,6 @@ def generalization_markdown(df: pd.DataFrame, baseline: str | None = None,
     keys = keys.assign(order=keys["category"].map(CATEGORY_ORDER.index)).sort_values(
         ["order", "benchmark", "judge"])
     lines = [
-        "## Beyond math: before and after distillation",
-        "",
         f"Baseline `{base}`, tuned `{tune}`. Values are percentages (general QA: a 0-100 "
         "score); ± is one standard error over items; the delta's error treats the runs as "
         "independent. Judge outcomes that were off-format, refused or failed count as "

@@ -95,7 +95,7 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
     items = load_set(set_spec, system=sampling.get("system"))
     human = _human(set_spec, name, items, category)  # a bad scores file fails before any work
     log.info("%s on %s: %d items x %d samples", name, bench, len(items), n)
-    batch = int(spec.get("batch_size") or 16)
+    batch = int(spec.get("batch_size") or 32)
     prompts = [json.loads(m) for m in items["messages"]]
     outputs = _generate(model_spec, prompts, gen_sampling, n, cache_dir, batch)
     first_turn = None
