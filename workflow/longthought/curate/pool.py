@@ -47,9 +47,21 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise SoftTimeout()
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL if the parent dies, so no worker outlives a killed run."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def worker_main(conn: Connection, handler_name: str, memory_mb: int | None, soft_s: float) -> None:
     """Worker loop: receive chunks of (index, item); send (index, status, result) per item."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _die_with_parent()
     if memory_mb:
         import resource
 
