@@ -9,6 +9,7 @@ is never re-encoded), and per-sample token and thinking counts. Finished samples
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -67,7 +68,10 @@ class TransformersGenerator:
         self.eos_ids = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.eos_ids)
-        self._may_end: dict[str, torch.Tensor] = {}
+        self._may_end: dict[str, list[bool]] = {}
+        # only the last position's logits are needed (saves a [batch, prompt, vocab] tensor)
+        self._last_only = ({"logits_to_keep": 1} if "logits_to_keep" in
+                           inspect.signature(self.model.forward).parameters else {})
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -132,24 +136,22 @@ class TransformersGenerator:
         return Output(text=text, output_tokens=len(row.gen), thinking_tokens=thinking,
                       finish_reason=row.finish, latency_s=row.latency)
 
-    def _marker_done(self, row: _Row, forcing: BudgetForcing, may_end: torch.Tensor) -> bool:
+    def _marker_done(self, row: _Row, forcing: BudgetForcing, may_end: list[bool]) -> bool:
         """Whether the newest token completed the end-of-thinking marker."""
-        if not bool(may_end[row.gen[-1]]):
+        token = row.gen[-1]
+        if token >= len(may_end) or not may_end[token]:
             return False
         window = row.gen[-(len(forcing.marker) + 1):]
         return forcing.marker in self._decode(window)
 
-    def _may_end_table(self, last_char: str) -> torch.Tensor:
+    def _may_end_table(self, last_char: str) -> list[bool]:
         """For each token id: can it be the last token of the marker (contains its last char)?"""
         if last_char in self._may_end:
             return self._may_end[last_char]
-        vocab = len(self.tokenizer)
-        table = torch.zeros(max(vocab, self.model.config.vocab_size), dtype=torch.bool)
-        pieces = self.tokenizer.batch_decode([[i] for i in range(vocab)],
+        pieces = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))],
                                              skip_special_tokens=False,
                                              clean_up_tokenization_spaces=False)
-        for i, piece in enumerate(pieces):
-            table[i] = last_char in piece
+        table = [last_char in piece for piece in pieces]
         self._may_end[last_char] = table
         return table
 
@@ -170,13 +172,15 @@ class TransformersGenerator:
 
         cache = DynamicCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True)
+                         past_key_values=cache, use_cache=True, **self._last_only)
         next_pos = positions[:, -1] + 1
         active = list(batch)
+        rand = torch.stack([row.u for row in batch])  # [rows, positions]
+        rand_rows = torch.arange(len(batch))
         step = 0
         while active:
             logits = out.logits[:, -1, :].float()
-            u = torch.stack([row.u[step] for row in active])
+            u = rand[rand_rows, step]
             sampled = choose_tokens(logits, u, temperature, top_p).tolist()
             keep: list[int] = []
             for b, row in enumerate(active):
@@ -196,15 +200,16 @@ class TransformersGenerator:
                 cache.batch_select_indices(index)
                 mask, next_pos = mask[index], next_pos[index]
                 active = [active[b] for b in keep]
+                rand_rows = rand_rows[torch.tensor(keep)]
             tokens = torch.tensor([[row.gen[-1]] for row in active], device=self.device)
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
             out = self.model(input_ids=tokens, attention_mask=mask,
                              position_ids=next_pos.unsqueeze(-1), past_key_values=cache,
-                             use_cache=True)
+                             use_cache=True, **self._last_only)
             next_pos = next_pos + 1
 
     def _advance(self, row: _Row, token: int, from_queue: bool, forcing: BudgetForcing,
-                 suffix_ids: list[int], cap: int, may_end: torch.Tensor) -> None:
+                 suffix_ids: list[int], cap: int, may_end: list[bool]) -> None:
         """Update one sample's state after it emitted `token` (sampled, or forced if from_queue)."""
         if not from_queue and token in self.eos_ids:
             row.finish = "forced" if row.forced else "stop"
