@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from longthought.evaluate.metrics import budget_curve, cost_curve  # noqa: E402
 from longthought.evaluate.paper import reference_points  # noqa: E402
@@ -81,6 +82,7 @@ def plot_accuracy_vs_tokens(metrics: pd.DataFrame, path: str | Path,
                     ax.annotate(r["model"], (r["avg_output_tokens"], r["accuracy"]),
                                 textcoords="offset points", xytext=(4, -10), fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("average output tokens per problem (log)")
         ax.set_ylabel("accuracy")
