@@ -6,6 +6,7 @@ are not token-identical to the transformers backend (different kernels and sampl
 forcing runs in two passes: the thought is generated with `max_tokens=B` and a stop at the
 end-of-thinking marker; samples that reached B unclosed continue from their own tokens plus the
 forcing suffix for `answer_tokens`, samples that closed the thought continue to their answer.
+`latency_s` is the wall time of the whole call (vLLM schedules all samples together).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def _import_vllm():
 
 
 @lru_cache(maxsize=1)
-def _engine(path: str, tensor_parallel_size: int, dtype: str, seed: int,
-            max_model_len: int | None, gpu_memory_utilization: float):
+def _engine(path: str, tensor_parallel_size: int, dtype: str, max_model_len: int | None,
+            gpu_memory_utilization: float):
+    """One engine per process and model (every request carries its own seed)."""
     vllm = _import_vllm()
     kwargs = {"model": path, "tensor_parallel_size": tensor_parallel_size, "dtype": dtype,
-              "seed": seed, "gpu_memory_utilization": gpu_memory_utilization}
+              "seed": 0, "gpu_memory_utilization": gpu_memory_utilization}
     if max_model_len:
         kwargs["max_model_len"] = max_model_len
     return vllm.LLM(**kwargs)
@@ -45,8 +47,7 @@ def generate_vllm(path: str, spec: dict, prompts: list[list[dict]], sampling: di
     """n samples per prompt with vLLM; see the module docstring for seeding and forcing."""
     vllm = _import_vllm()
     llm = _engine(path, int(spec.get("tensor_parallel_size", 1)), str(spec.get("dtype", "auto")),
-                  int(sampling.get("seed", 0)), spec.get("max_model_len"),
-                  float(spec.get("gpu_memory_utilization", 0.9)))
+                  spec.get("max_model_len"), float(spec.get("gpu_memory_utilization", 0.9)))
     tok = llm.get_tokenizer()
     temperature = float(sampling.get("temperature", 0.0))
     top_p = float(sampling.get("top_p", 1.0))
@@ -83,7 +84,9 @@ def generate_vllm(path: str, spec: dict, prompts: list[list[dict]], sampling: di
             closed = forcing.marker in texts[r]
             if closed or finish[r] == "length":
                 thinking[r] = len(gen[r])
-            if closed and len(gen[r]) < max_new:
+            if closed and len(gen[r]) >= max_new:
+                finish[r] = "length"
+            elif closed:
                 todo.append(r)
                 plist.append(params(max_new - len(gen[r]), seeds[r] ^ 1))
             elif not closed and finish[r] == "length":
