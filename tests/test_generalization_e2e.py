@@ -184,7 +184,10 @@ def test_cli_verbs_and_human_scores(sim_url: str, tmp_path: Path) -> None:
                  "--out", str(tmp_path / "y.parquet"), "--items", str(tmp_path / "y.i.parquet"),
                  "--cache-dir", str(tmp_path / "cache")]) == 2
 
-    # a judged set without a judge, and a spec naming another model, are refused up front
+    # a judged set without a judge or a cache, and a spec naming another model, are refused
+    assert main(["generalize", "--model", "tiny", "--set", "qa-demo",
+                 "--spec", json.dumps(_spec(model, gset, judge)), "--out", str(out),
+                 "--items", str(items)]) == 2
     assert main(["generalize", "--model", "tiny", "--set", "qa-demo",
                  "--spec", json.dumps(_spec(model, gset, None)), "--out", str(out),
                  "--items", str(items)]) == 2

@@ -92,6 +92,8 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
     if not is_probe and not (isinstance(judge, dict) and judge.get("model")):
         raise ValueError(f"generalization.sets.{bench} ({category}) is judged by an LLM: set "
                          "generalization.judge to a name under teachers:")
+    if not is_probe and not cache_dir:
+        raise ValueError("judging needs the API request cache: pass --cache-dir")
     items = load_set(set_spec, system=sampling.get("system"))
     human = _human(set_spec, name, items, category)  # a bad scores file fails before any work
     log.info("%s on %s: %d items x %d samples", name, bench, len(items), n)
