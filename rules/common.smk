@@ -4,6 +4,7 @@
 
 import glob
 import json
+import os
 import re
 
 
@@ -93,15 +94,18 @@ def model_spec(name):
     if kind == "teacher":
         return {"name": name, "kind": "api", "teacher": config["teachers"][name]}
     spec = dict(config["models"][name])
-    if spec.get("kind") == "api":
+    if spec.pop("kind") == "api":
         return {"name": name, "kind": "api", "teacher": config["teachers"][spec["teacher"]]}
-    return {"name": name, "kind": "local", "path": spec["path"],
-            "backend": spec.get("backend", "transformers")}
+    # hub/local models: pass backend options (device, dtype, vLLM sizes) through untouched
+    return {"name": name, "kind": "local", "backend": "transformers", **spec}
 
 
 def model_input(name):
-    """Files a model's generation depends on: the model dir for students, nothing otherwise."""
-    return [f"results/models/{name}"] if model_kind(name) in ("student", "init") else []
+    """Files a model's generation depends on: the model dir for students (or a local path)."""
+    if model_kind(name) in ("student", "init"):
+        return [f"results/models/{name}"]
+    path = (config.get("models") or {}).get(name, {}).get("path", "")
+    return [path] if path and os.path.exists(path) else []
 
 
 def as_json(obj):
@@ -210,7 +214,14 @@ def eval_spec(model):
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
+        **({"budget_forcing": ev["budget_forcing"]} if ev.get("budget_forcing") else {}),
     }
+
+
+def source_files(spec):
+    """Local files a problem/set source reads: inputs, so editing one re-runs its rule."""
+    files = [spec["path"]] if spec.get("source") == "file" and spec.get("path") else []
+    return files + ([spec["human_scores"]] if spec.get("human_scores") else [])
 
 
 def get_final_outputs():

@@ -20,12 +20,15 @@ def generalize_spec(model, gset):
         "judge": {"name": judge, **config["teachers"][judge]} if judge else None,
         "judge_prompt": (gen.get("judge_prompts") or {}).get(gen["sets"][gset]["category"]),
         "sampling": gen.get("sampling") or config["evaluation"]["sampling"],
+        "batch_size": gen.get("batch_size", config["evaluation"].get("batch_size", 32)),
+        "checker": config["evaluation"].get("checker", {}),
     }
 
 
 rule generalize_local:
     input:
         model=lambda w: model_input(w.model),
+        data=lambda w: source_files(config["generalization"]["sets"][w.gset]),
     output:
         table="results/generalization/{model}/{gset}.parquet",
         per_item="results/generalization/{model}/{gset}.items.parquet",
@@ -51,7 +54,7 @@ rule generalize_local:
 
 use rule generalize_local as generalize_api with:
     input:
-        [],
+        data=lambda w: source_files(config["generalization"]["sets"][w.gset]),
     wildcard_constraints:
         model=_alternatives(API_MODELS),
     threads: 1

@@ -2,6 +2,8 @@
 
 
 rule problems:
+    input:
+        lambda w: source_files(config["pools"][w.pool]),
     output:
         table="results/problems/{pool}.parquet",
         rejected="results/problems/{pool}.rejected.parquet",
@@ -19,6 +21,8 @@ rule problems:
 
 
 rule benchmark:
+    input:
+        lambda w: source_files(config["benchmarks"][w.bench]),
     output:
         "results/benchmarks/{bench}.parquet",
     params:

@@ -21,7 +21,7 @@ SMALL = REPO / "tests" / "configs" / "small.yaml"
 
 def _copy_workflow(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ["Snakefile", "rules", "config", "envs"]:
+    for name in ["Snakefile", "rules", "config", "envs", "data"]:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest
