@@ -209,3 +209,30 @@ def test_real_benchmark_files_load():
     assert amc["answer"].iloc[0] == "27" and not amc["answer"].str.endswith(".0").any()
     assert set(math["answer_type"]) == {"integer", "rational", "expression", "interval", "tuple",
                                         "text", "choice"}
+
+
+def test_multiple_choice_rows_become_lettered_problems(tmp_path):
+    """GPQA-style columns: options are shuffled per question, stably; gold is the letter."""
+    import json as _json
+
+    path = tmp_path / "gpqa.jsonl"
+    rows = [{"Question": f"Which is element {i}?", "Correct Answer": f"right {i}",
+             "Incorrect Answer 1": f"wrong a{i}", "Incorrect Answer 2": f"wrong b{i}",
+             "Incorrect Answer 3": f"wrong c{i}"} for i in range(12)]
+    path.write_text("\n".join(_json.dumps(r) for r in rows))
+    spec = {"source": "file", "path": str(path), "columns": {"problem": "Question"},
+            "multiple_choice": {"correct": "Correct Answer", "shuffle_seed": 0,
+                                "incorrect": ["Incorrect Answer 1", "Incorrect Answer 2",
+                                              "Incorrect Answer 3"]}}
+    df = load_problems(spec)
+    assert set(df["answer_type"]) == {"choice"}
+    letters = set()
+    for i, r in enumerate(df.itertuples()):
+        line = next(ln for ln in r.problem.splitlines() if ln.startswith(f"{r.answer})"))
+        assert line == f"{r.answer}) right {i}"
+        letters.add(r.answer)
+    assert len(letters) > 1  # shuffled, not always A
+    assert load_problems(spec).equals(df)  # stable
+    bad = {**spec, "multiple_choice": {**spec["multiple_choice"], "correct": "Nope"}}
+    with pytest.raises(ValueError, match="multiple_choice.correct"):
+        load_problems(bad)

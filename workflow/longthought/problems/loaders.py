@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,45 @@ def load_problems(spec: dict, base_dir: str = ".") -> pd.DataFrame:
             raise ValueError("problem spec: source 'hf' needs an 'id' (hub id or local path)")
         raw, where = read_hf(spec, base_dir), f"hf:{spec['id']}"
         default_name = spec["id"] + (f":{spec['config']}" if spec.get("config") else "")
+    if spec.get("multiple_choice"):
+        raw, spec = apply_multiple_choice(raw, spec, where)
     return to_problems(raw, spec, where, spec.get("name") or default_name)
+
+
+def apply_multiple_choice(raw: pd.DataFrame, spec: dict, where: str) -> tuple[pd.DataFrame, dict]:
+    """GPQA-style rows (question + correct + incorrect option columns) -> lettered problems.
+
+    Options are shuffled per question with a seed derived from `shuffle_seed` and the question
+    text, so the letter of the right answer is stable across runs and machines; the gold answer
+    becomes that letter and the answer type `choice`.
+    """
+    mc = spec["multiple_choice"]
+    correct, incorrect = mc.get("correct"), list(mc.get("incorrect") or [])
+    problem_col = (spec.get("columns") or {}).get("problem", "problem")
+    for key, col in [("correct", correct), *[("incorrect", c) for c in incorrect],
+                     ("columns.problem", problem_col)]:
+        if not col or col not in raw.columns:
+            raise ValueError(f"{where}: multiple_choice.{key}: no column {col!r}; "
+                             f"columns are {sorted(raw.columns)}")
+    problems, letters = [], []
+    for i, row in enumerate(raw.itertuples(index=False)):
+        rec = dict(zip(raw.columns, row, strict=True))
+        options = [str(rec[correct]).strip()] + [str(rec[c]).strip() for c in incorrect]
+        if any(not o or o == "nan" for o in options):
+            raise ValueError(f"{where}: row {i}: an empty option in multiple_choice columns")
+        question = str(rec[problem_col]).strip()
+        order = list(range(len(options)))
+        random.Random(f"{mc.get('shuffle_seed', 0)}:{question}").shuffle(order)
+        labels = "ABCDEFGHIJ"[: len(options)]
+        lines = [f"{labels[j]}) {options[k]}" for j, k in enumerate(order)]
+        problems.append(question + "\n\n" + "\n".join(lines))
+        letters.append(labels[order.index(0)])
+    out = raw.copy()
+    out[problem_col] = problems
+    out["_mc_answer"] = letters
+    spec = {**spec, "answer_type": "choice",
+            "columns": {**(spec.get("columns") or {}), "answer": "_mc_answer"}}
+    return out, spec
 
 
 def read_records(path: Path) -> pd.DataFrame:
