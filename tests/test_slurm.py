@@ -14,6 +14,7 @@ Skips where a cluster cannot be started (not root, no apt-get); with CI=true it 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -35,16 +36,29 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 SMALL = "tests/configs/small.yaml"
 CI_PROFILE = "profiles/ci-slurm"
-CI_CONFIG = "profiles/ci-slurm/workflow-config.yaml"
+SIZES = "profiles/ci-slurm/sizes.yaml"  # both runs
+FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a run of the workflow needs from the repo (the package itself is installed in the venv).
-WORKFLOW_FILES = ["Snakefile", "rules", "config", "envs", "slurm", "profiles", "tests/configs"]
+WORKFLOW_FILES = [
+    "Snakefile",
+    "rules",
+    "config",
+    "envs",
+    "data",
+    "slurm",
+    "profiles",
+    "tests/configs",
+]
 # Rules that must run as SLURM jobs and rules that must not, whatever else the workflow grows.
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
 MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
-GPU_RULES = {"train", "generate_local"}
+GPU_RULES = {"train", "generate_local", "generalize_local"}  # resources from config: gpu: 1
 # What the job made to fail prints (the shell command echoed in the log does not match: ^).
 FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
+# Keys of JSON provenance records (e.g. the hparams table) that say where a job ran, not what it
+# computed; test_training_recorded_its_slurm_job checks them instead.
+PROVENANCE_KEYS = ("slurm_job_id",)
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
 
@@ -97,27 +111,43 @@ def cluster():
 def _copy_workflow(dest: Path) -> Path:
     for name in WORKFLOW_FILES:
         src, dst = REPO / name, dest / name
+        if not src.exists():
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
     return dest
 
 
-def _snakemake(workdir: Path, args: list[str]) -> tuple[str, float]:
-    """Run snakemake in workdir; return its log (stderr) and wall time; fail with the logs."""
-    t0 = time.monotonic()
-    proc = subprocess.run(
-        [SNAKEMAKE, *args], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=1500
-    )
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        logs = "\n".join(
-            f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
-            for d in ("results/logs", ".snakemake/slurm_logs")
-            if (workdir / d).exists()
-            for p in sorted((workdir / d).rglob("*.log"))
-        )
-        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-6000:]}\n{logs[-8000:]}")
-    return proc.stderr, wall
+class Run:
+    """One `snakemake` process in a workdir, its log (stderr) kept in a file next to it."""
+
+    def __init__(self, workdir: Path, args: list[str]):
+        self.workdir, self.args = workdir, args
+        self.log_path = workdir.parent / f"{workdir.name}.snakemake.log"
+        self.t0 = time.monotonic()
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [SNAKEMAKE, *args], cwd=workdir, env=_env(), stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def wait(self) -> tuple[str, float]:
+        """Its log and wall time once it ends; fails the test with the logs if it failed."""
+        try:
+            rc = self.proc.wait(timeout=1500)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        wall = time.monotonic() - self.t0
+        out = self.log_path.read_text(errors="replace")
+        if rc != 0:
+            logs = "\n".join(
+                f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
+                for d in ("results/logs", ".snakemake/slurm_logs")
+                if (self.workdir / d).exists()
+                for p in sorted((self.workdir / d).rglob("*.log"))
+            )
+            pytest.fail(f"snakemake {' '.join(self.args)} failed:\n{out[-6000:]}\n{logs[-8000:]}")
+        return out, wall
 
 
 Job = tuple[str, str]  # (rule, wildcard values as the SLURM plugin joins them)
@@ -191,6 +221,19 @@ def sacct_records(uuid: str, since: dt.datetime, expect: int) -> pd.DataFrame:
         time.sleep(1)
 
 
+def _without_provenance(value):
+    """A JSON object cell without PROVENANCE_KEYS; any other value unchanged."""
+    if not (isinstance(value, str) and value.lstrip().startswith("{")):
+        return value
+    try:
+        obj = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(obj, dict) or not any(k in obj for k in PROVENANCE_KEYS):
+        return value
+    return json.dumps({k: v for k, v in obj.items() if k not in PROVENANCE_KEYS}, sort_keys=True)
+
+
 def results_tables(workdir: Path) -> dict[str, pd.DataFrame]:
     """Every table a run wrote: each parquet file under results/ and each results.duckdb table,
     without timing columns, rows in a canonical order."""
@@ -204,6 +247,7 @@ def results_tables(workdir: Path) -> dict[str, pd.DataFrame]:
     out = {}
     for name, df in tables.items():
         df = df[[c for c in df.columns if not VOLATILE.search(c)]]
+        df = df.apply(lambda col: col.map(_without_provenance) if col.dtype == object else col)
         out[name] = (
             df.sort_values(list(df.columns), kind="stable").reset_index(drop=True)
             if len(df.columns)
@@ -217,28 +261,41 @@ def runs(cluster, tmp_path_factory):
     """The same pipeline twice: through SLURM (with the fail-once knob) and locally."""
     since = dt.datetime.now() - dt.timedelta(minutes=1)
     slurm_dir = _copy_workflow(tmp_path_factory.mktemp("slurm-run"))
-    slurm_log, slurm_wall = _snakemake(
-        slurm_dir,
-        ["--profile", "slurm", "--workflow-profile", CI_PROFILE, "--configfile", SMALL, CI_CONFIG],
-    )
     local_dir = _copy_workflow(tmp_path_factory.mktemp("local-run"))
-    local_log, local_wall = _snakemake(local_dir, ["--cores", "2", "--configfile", SMALL])
-    print(f"snakemake --profile slurm: {slurm_wall:.1f} s; --cores 2: {local_wall:.1f} s")
-    remote, local = executed_jobs(slurm_log)
-    failed_once = len(_fail_once_rules(slurm_dir))
-    records = sacct_records(run_uuid(slurm_log), since, expect=len(remote) + failed_once)
+    # Both at once: the SLURM run mostly waits on the queue and its status polls.
+    slurm = Run(
+        slurm_dir,
+        ["--profile", "slurm", "--workflow-profile", CI_PROFILE]
+        + ["--configfile", SMALL, SIZES, FAULTS],
+    )
+    local = Run(local_dir, ["--cores", "2", "--configfile", SMALL, SIZES])
+    try:
+        slurm_log, slurm_wall = slurm.wait()
+        _, local_wall = local.wait()
+    finally:  # a failed run leaves no process behind (snakemake cancels its SLURM jobs on TERM)
+        for run in (slurm, local):
+            if run.proc.poll() is None:
+                run.proc.terminate()
+                run.proc.wait(timeout=120)
+    print(
+        f"snakemake --profile slurm: {slurm_wall:.1f} s; --cores 2 (alongside): {local_wall:.1f} s"
+    )
+    remote, local_jobs = executed_jobs(slurm_log)
+    fail_once = _fail_once_rules(slurm_dir)
+    failed = sum(1 for rule, _ in remote if rule in fail_once)
+    records = sacct_records(run_uuid(slurm_log), since, expect=len(remote) + failed)
     return {
         "slurm_dir": slurm_dir,
         "local_dir": local_dir,
         "slurm_log": slurm_log,
         "remote": remote,
-        "local": local,
+        "local": local_jobs,
         "records": records,
     }
 
 
 def _fail_once_rules(workdir: Path) -> list[str]:
-    return (yaml.safe_load((workdir / CI_CONFIG).read_text()).get("testing") or {}).get(
+    return (yaml.safe_load((workdir / FAULTS).read_text()).get("testing") or {}).get(
         "fail_once", []
     )
 
@@ -277,7 +334,7 @@ def test_every_non_local_job_ran_as_a_slurm_job(runs):
 def test_gpu_jobs_asked_for_gpus_on_the_gpu_partition(runs):
     records = runs["records"]
     gpu_jobs = [j for j in runs["remote"] if j[0] in GPU_RULES]
-    assert {r for r, _ in gpu_jobs} == GPU_RULES
+    assert {r for r, _ in gpu_jobs} >= {"train", "generate_local"}
     for job in gpu_jobs:
         rows = records[records["Comment"] == slurm_comment(job)]
         assert len(rows) >= 1
@@ -291,7 +348,7 @@ def test_gpu_jobs_asked_for_gpus_on_the_gpu_partition(runs):
 
 def test_job_failing_once_was_retried_and_the_run_completed(runs):
     rules = _fail_once_rules(runs["slurm_dir"])
-    assert rules, f"{CI_CONFIG} sets no testing.fail_once rule"
+    assert rules, f"{FAULTS} sets no testing.fail_once rule"
     records = runs["records"]
     for job in sorted(j for j in runs["remote"] if j[0] in rules):
         states = records.loc[records["Comment"] == slurm_comment(job), ["JobID", "State"]]
@@ -333,3 +390,22 @@ def test_slurm_up_reuses_a_running_cluster(cluster):
     ).stdout.split("\n")
     assert {line.split()[0] for line in info if line} == {"cpu*", "gpu"}
     assert all("gpu:fake:" in line for line in info if line)
+
+
+def test_training_recorded_its_slurm_job(runs):
+    """The trainer's provenance names the SLURM job that trained the model, and none locally."""
+    records = runs["records"]
+    for student in sorted(w for r, w in runs["remote"] if r == "train"):
+        hparams = json.loads(
+            (runs["slurm_dir"] / f"results/models/{student}/hparams.json").read_text()
+        )
+        local = json.loads(
+            (runs["local_dir"] / f"results/models/{student}/hparams.json").read_text()
+        )
+        assert "slurm_job_id" in hparams, "the trainer no longer records slurm_job_id"
+        done = records[
+            (records["Comment"] == slurm_comment(("train", student)))
+            & (records["State"] == "COMPLETED")
+        ]
+        assert str(hparams["slurm_job_id"]) == done["JobID"].iloc[0]
+        assert local.get("slurm_job_id") is None
