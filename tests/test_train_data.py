@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +11,7 @@ from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
 from longthought.io import write_table
 from longthought.train.data import IGNORE, encode_chat, load_dataset
-from longthought.train.packing import block_causal_mask, collate, pack_rows
+from longthought.train.packing import MODEL_INPUTS, collate, training_attention
 from longthought.train.synthetic import synthetic_dataset
 from longthought.train.tokenizer import CHAT_TEMPLATE, IM_END, train_tiny_tokenizer
 
@@ -105,26 +104,17 @@ def test_zero_rows_and_malformed_messages_are_clear_errors(tokenizer, rows, tmp_
         load_dataset(path, tokenizer, 512)
 
 
-def test_pack_rows_fills_rows_evenly_within_capacity():
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(40, 200, size=64).tolist()
-    rows = pack_rows(lengths, 512)
-    assert sorted(i for row in rows for i in row) == list(range(64))
-    widths = [sum(lengths[i] for i in row) for row in rows]
-    assert max(widths) <= 512
-    assert sum(lengths) / (len(rows) * max(widths)) > 0.95
-    with pytest.raises(ValueError, match="exceeds the row capacity"):
-        pack_rows([600], 512)
-
-
-def test_block_causal_mask_keeps_samples_apart():
-    segment = torch.tensor([[1, 1, 2, 2, 2, 0]])
-    m = block_causal_mask(segment)[0, 0]
-    expect = torch.tensor([[1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0],
-                           [0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]]).bool()
-    assert torch.equal(m, expect)
-    additive = block_causal_mask(segment, "eager")[0, 0]
-    assert (additive[expect] == 0).all() and (additive[~expect] < -1e30).all()
+def test_collate_packs_one_unpadded_row_with_restarting_positions(tokenizer, rows):
+    samples = [encode_chat(tokenizer, json.loads(m), 512) for m in rows["messages"][:3]]
+    n = [len(s.input_ids) for s in samples]
+    b = collate(samples, True, tokenizer.pad_token_id)
+    assert b["input_ids"].shape == (1, sum(n)) and b["n_tokens"] == b["n_slots"] == sum(n)
+    assert b["cu_seq_lens_q"].tolist() == [0, n[0], n[0] + n[1], sum(n)]
+    assert b["position_ids"][0].tolist() == [*range(n[0]), *range(n[1]), *range(n[2])]
+    assert b["max_length_q"] == max(n)
+    u = collate(samples, False, tokenizer.pad_token_id)
+    assert u["input_ids"].shape == (3, max(n)) and u["n_slots"] == 3 * max(n)
+    assert (u["labels"][0, n[0]:] == IGNORE).all() and (u["input_ids"][0, n[0]:] == 0).all()
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -133,27 +123,21 @@ def test_packed_loss_equals_unpacked_loss(tokenizer, rows, attn):
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                         max_position_embeddings=1024)
-    config._attn_implementation = attn
+                         max_position_embeddings=1024, use_cache=False)  # as in training
+    config._attn_implementation = training_attention(attn)
     model = Qwen2ForCausalLM(config).eval()
 
-    def mean_loss(packing: bool) -> tuple[float, int]:
-        b = collate(samples, packing, 512, tokenizer.pad_token_id, attn)
-        assert int(b["n_tokens"]) == sum(len(s.input_ids) for s in samples)
+    def mean_loss(b: dict, keys=MODEL_INPUTS) -> float:
         with torch.no_grad():
-            logits = model(input_ids=b["input_ids"], position_ids=b["position_ids"],
-                           attention_mask=b["attention_mask"]).logits
+            logits = model(**{k: v for k, v in b.items() if k in keys}).logits
         total = F.cross_entropy(logits.flatten(0, 1), b["labels"].flatten(), reduction="sum")
-        count = int((b["labels"] != IGNORE).sum())
-        return total.item() / count, b["input_ids"].shape[0]
+        return total.item() / int((b["labels"] != IGNORE).sum())
 
-    packed, packed_rows = mean_loss(True)
-    unpacked, unpacked_rows = mean_loss(False)
-    assert packed_rows < unpacked_rows == 12  # it really packed
-    assert packed == pytest.approx(unpacked, rel=1e-5)
-    # and packing without the mask would be contaminated: the loss changes
-    b = collate(samples, True, 512, tokenizer.pad_token_id, attn)
-    with torch.no_grad():
-        leaky = model(input_ids=b["input_ids"]).logits
-    leaky_loss = F.cross_entropy(leaky.flatten(0, 1), b["labels"].flatten(), reduction="sum")
-    assert leaky_loss.item() / int((b["labels"] != IGNORE).sum()) != pytest.approx(packed, rel=1e-4)
+    packed = collate(samples, True, tokenizer.pad_token_id)
+    unpacked = collate(samples, False, tokenizer.pad_token_id)
+    assert packed["input_ids"].shape[0] == 1 and unpacked["input_ids"].shape[0] == 12
+    assert mean_loss(packed) == pytest.approx(mean_loss(unpacked), rel=1e-5)
+    # the same row attended as one sequence (no boundaries, no restarts) gives another loss
+    leaky = {**packed, "position_ids": torch.arange(packed["n_tokens"])[None]}
+    assert mean_loss(leaky, ("input_ids", "position_ids")) != pytest.approx(mean_loss(packed),
+                                                                            rel=1e-4)

@@ -73,14 +73,15 @@ def test_multinode_script_runs_one_accelerate_launch_per_node(tmp_path):
     _fake(bin_dir, "srun", 'while [[ $1 == --* ]]; do shift; done\n'
                            'for i in 0 1 2; do SLURM_NODEID=$i "$@"; done\n')
     _fake(bin_dir, "fakepython", 'echo "NODE $*"\n')
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242",
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242",
            "SLURM_JOB_NUM_NODES": "3", "SLURM_JOB_NODELIST": "gpu-[a-c]",
            "SLURM_GPUS_ON_NODE": "4", "LONGTHOUGHT_PYTHON": "fakepython"}
     cfg = str(CONFIGS / "fsdp.yaml")
     res = subprocess.run(["bash", str(SCRIPT), cfg, "--student", "s", "--spec", '{"a": 1}'],
-                         env=env, capture_output=True, text=True, check=True)
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("NODE")]
-    assert len(lines) == 3
+    assert len(lines) == 3, res.stdout + res.stderr
     for rank, line in enumerate(lines):
         assert (f"-m accelerate.commands.launch --config_file {cfg} --num_machines 3 "
                 f"--num_processes 12 --machine_rank {rank} --main_process_ip gpu-a "

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from longthought.io import write_json, write_table
 from longthought.train.checkpoint import Checkpoints, TrainerState, file_digest, fingerprint
 from longthought.train.data import Encoded, load_dataset
-from longthought.train.packing import collate
+from longthought.train.packing import MODEL_INPUTS, collate, training_attention
 from longthought.train.schedule import (
     lr_at,
     micro_batch,
@@ -109,8 +109,8 @@ def train(student: str, spec: dict, init: str, datasets: list[str], out: str) ->
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
     world, rank = accelerator.num_processes, accelerator.process_index
     attn = attention_available(cfg.attn_implementation)
-    model = AutoModelForCausalLM.from_pretrained(base_path, attn_implementation=attn,
-                                                 dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        base_path, attn_implementation=training_attention(attn), dtype=torch.float32)
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -124,10 +124,12 @@ def train(student: str, spec: dict, init: str, datasets: list[str], out: str) ->
         ds["train_micro_batch_size_per_gpu"] = cfg.stages[0].batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
     on_gpu = accelerator.device.type == "cuda"
-    mask_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
 
     # --- resume from the latest checkpoint of this same run, if any -------------------------
-    run_id = fingerprint({"student": student, "spec": cfg.to_json(), "init": base_path,
+    same_run = {k: v for k, v in cfg.to_json().items() if k not in ("extra", "checkpoint_every")}
+    init_files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                        for f in Path(init).iterdir() if f.is_file())
+    run_id = fingerprint({"student": student, "spec": same_run, "init": [base_path, init_files],
                           "world": world, "datasets": [file_digest(p) for p in datasets]})
     ckpts = Checkpoints(f"{out}.ckpt", run_id)
     ckpts.prepare(accelerator.is_main_process)
@@ -166,10 +168,9 @@ def train(student: str, spec: dict, init: str, datasets: list[str], out: str) ->
             loss_sum = torch.zeros((), device=accelerator.device)
             for micro in range(stage.grad_accum):
                 mine = [samples[i] for i in micro_batch(stream, stage, world, step, micro, rank)]
-                batch = collate(mine, stage.packing, stage.max_length, tokenizer.pad_token_id,
-                                attn, mask_dtype)
-                inputs = {k: batch[k].to(accelerator.device)
-                          for k in ("input_ids", "position_ids", "attention_mask") if k in batch}
+                batch = collate(mine, stage.packing, tokenizer.pad_token_id)
+                inputs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
+                          for k, v in batch.items() if k in MODEL_INPUTS}
                 labels = batch["labels"].to(accelerator.device)
                 with accelerator.accumulate(model):
                     logits = model(**inputs).logits

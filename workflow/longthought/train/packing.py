@@ -1,115 +1,97 @@
-"""Samples -> model inputs: balanced packing into short rows, without cross-contamination.
+"""Samples -> model inputs: packing without padding and without cross-contamination.
 
 A micro-batch is a fixed set of samples (the stage's `batch_size`); packing only changes how they
 are laid out, never which samples a step sees, so packed and unpacked training follow the same
-optimisation. Samples are spread over as few rows as fit `capacity` tokens, balanced so the rows
-end up nearly the same length (little padding). Position ids restart at 0 for every sample and a
-block-diagonal causal mask keeps samples from attending to each other:
+optimisation (the loss is the mean over the step's assistant tokens either way).
 
-- sdpa / eager: one [rows, 1, L, L] mask per micro-batch (rows are short, so its cost is small);
-- flash_attention_2/3: the rows are concatenated into one unpadded row and the restarting
-  position ids tell flash-attn's varlen kernel where each sample starts (no mask at all).
+Packed: the samples are concatenated into one row with no padding at all; position ids restart
+at 0 for every sample, and `cu_seq_lens` (the sample boundaries) go to the attention, which
+attends within each sample only:
+
+- `flash_attention_2/3` (GPU): flash-attn's varlen kernel, through transformers;
+- `sdpa` (CPU, or a GPU without flash-attn): `sdpa_varlen` below, registered with transformers'
+  `AttentionInterface`: causal sdpa per sample, so the cost grows with each sample's length, not
+  with the row's (a dense block-diagonal mask over the whole row would grow with its square);
+- `eager`: transformers sees the restarting position ids and builds the block-diagonal mask.
+
+Unpacked: one right-padded row per sample and no mask; causal attention already keeps real
+tokens from seeing the padding after them, and padding has no labels.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
 from longthought.train.data import IGNORE, Encoded
 
-VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3")
+VARLEN = "sdpa_varlen"
 
 
-def pack_rows(lengths: Sequence[int], capacity: int, tries: int = 4) -> list[list[int]]:
-    """Group sample indices into rows of at most `capacity` tokens with the fewest padded slots.
+def sdpa_varlen(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float = 0.0,
+                scaling: float | None = None, cu_seq_lens_q: torch.Tensor | None = None,
+                **kwargs) -> tuple[torch.Tensor, None]:
+    """Causal attention within each packed sample of a [1, heads, tokens, dim] row.
 
-    For a few row counts from the lower bound ceil(total / capacity) up, spread the samples
-    longest first, each into the currently shortest row (LPT); keep the layout whose
-    rows x longest-row is smallest and fits `capacity`.
+    Without `cu_seq_lens_q` (unpacked batches, generation) it is plain sdpa.
     """
-    if not lengths:
-        return []
-    if max(lengths) > capacity:
-        raise ValueError(f"a sample of {max(lengths)} tokens exceeds the row capacity {capacity}")
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    lower = max(1, -(-sum(lengths) // capacity))
-    best: tuple[int, list[list[int]]] | None = None
-    n_rows = lower
-    while best is None or n_rows < lower + tries:
-        heap = [(0, r) for r in range(min(n_rows, len(lengths)))]  # (tokens so far, row)
-        rows: list[list[int]] = [[] for _ in heap]
-        for i in order:
-            used, r = heapq.heappop(heap)
-            rows[r].append(i)
-            heapq.heappush(heap, (used + lengths[i], r))
-        width = max(used for used, _ in heap)
-        if width <= capacity and (best is None or len(rows) * width < best[0]):
-            best = (len(rows) * width, rows)
-        if n_rows >= len(lengths):
-            break
-        n_rows += 1
-    assert best is not None  # n_rows == len(lengths) always fits: one sample per row
-    return best[1]
+    if cu_seq_lens_q is None or query.shape[0] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout, scaling=scaling, **kwargs)
+    groups = getattr(module, "num_key_value_groups", 1)
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    bounds = cu_seq_lens_q.tolist()
+    out = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e],
+                                          dropout_p=dropout, scale=scaling, is_causal=True)
+           for s, e in zip(bounds[:-1], bounds[1:], strict=True)]
+    return torch.cat(out, dim=2).transpose(1, 2).contiguous(), None
 
 
-def collate(samples: Sequence[Encoded], packing: bool, capacity: int, pad_id: int,
-            attn_implementation: str = "sdpa", mask_dtype: torch.dtype = torch.float32,
-            ) -> dict[str, torch.Tensor]:
-    """Lay out `samples` as model inputs: input_ids, position_ids, labels, attention_mask.
+AttentionInterface.register(VARLEN, sdpa_varlen)
 
-    Returns also `n_tokens` (real, non-pad tokens) and `n_slots` (token positions computed).
-    """
+
+def training_attention(attn_implementation: str) -> str:
+    """The attention the training model runs: sdpa becomes its per-sample (varlen) form."""
+    return VARLEN if attn_implementation == "sdpa" else attn_implementation
+
+
+def collate(samples: Sequence[Encoded], packing: bool, pad_id: int) -> dict[str, torch.Tensor]:
+    """Lay out `samples` as model inputs (input_ids, position_ids, and for packed rows the
+    cu_seq_lens / max_length kwargs of varlen attention) plus `labels`, `n_tokens` (real tokens)
+    and `n_slots` (token positions computed, padding included)."""
     lengths = [len(s.input_ids) for s in samples]
     if packing:
-        rows = pack_rows(lengths, capacity)
+        cu = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        cu_t = torch.from_numpy(cu)
+        batch = {
+            "input_ids": torch.from_numpy(np.concatenate([s.input_ids for s in samples]))[None],
+            "labels": torch.from_numpy(np.concatenate([s.labels for s in samples]))[None],
+            "position_ids": torch.from_numpy(np.concatenate([np.arange(n) for n in lengths]))[None],
+            "cu_seq_lens_q": cu_t, "cu_seq_lens_k": cu_t,
+            "max_length_q": max(lengths), "max_length_k": max(lengths),
+        }
     else:
-        rows = [[i] for i in range(len(samples))]
-    if attn_implementation in VARLEN_ATTENTION:
-        rows = [[i for row in rows for i in row]]  # one unpadded row; positions mark the samples
-    width = max(sum(lengths[i] for i in row) for row in rows)
-    n = len(rows)
-    input_ids = np.full((n, width), pad_id, dtype=np.int64)
-    labels = np.full((n, width), IGNORE, dtype=np.int64)
-    position_ids = np.zeros((n, width), dtype=np.int64)
-    segment = np.zeros((n, width), dtype=np.int64)  # which sample each slot holds; pad = its own
-    for r, row in enumerate(rows):
-        start = 0
-        for seg, i in enumerate(row, start=1):
-            s, m = samples[i], lengths[i]
-            input_ids[r, start:start + m] = s.input_ids
-            labels[r, start:start + m] = s.labels
-            position_ids[r, start:start + m] = np.arange(m)
-            segment[r, start:start + m] = seg
-            start += m
-        position_ids[r, start:] = np.arange(width - start)  # pad: a causal run of its own
-    batch = {
-        "input_ids": torch.from_numpy(input_ids),
-        "position_ids": torch.from_numpy(position_ids),
-        "labels": torch.from_numpy(labels),
-        "n_tokens": torch.tensor(sum(lengths)),
-        "n_slots": torch.tensor(n * width),
-    }
-    if attn_implementation not in VARLEN_ATTENTION:
-        batch["attention_mask"] = block_causal_mask(torch.from_numpy(segment),
-                                                    attn_implementation, mask_dtype)
+        width = max(lengths)
+        input_ids = np.full((len(samples), width), pad_id, dtype=np.int64)
+        labels = np.full((len(samples), width), IGNORE, dtype=np.int64)
+        for r, s in enumerate(samples):
+            input_ids[r, :lengths[r]] = s.input_ids
+            labels[r, :lengths[r]] = s.labels
+        batch = {
+            "input_ids": torch.from_numpy(input_ids),
+            "labels": torch.from_numpy(labels),
+            "position_ids": torch.arange(width).expand(len(samples), width),
+        }
+    batch["n_tokens"] = sum(lengths)
+    batch["n_slots"] = int(batch["input_ids"].numel())
     return batch
 
 
-def block_causal_mask(segment: torch.Tensor, attn_implementation: str = "sdpa",
-                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """[rows, 1, L, L] mask: a query sees keys of its own segment at or before it.
-
-    Boolean (True = attend) for sdpa, which keeps its fused kernels; additive (0 / dtype min)
-    for eager attention, which adds the mask to the scores.
-    """
-    length = segment.shape[1]
-    causal = torch.ones(length, length, dtype=torch.bool).tril()
-    allowed = (segment[:, :, None] == segment[:, None, :]) & causal
-    allowed = allowed[:, None]
-    if attn_implementation == "sdpa":
-        return allowed
-    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+MODEL_INPUTS = ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k",
+                "max_length_q", "max_length_k")
