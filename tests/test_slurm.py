@@ -56,9 +56,11 @@ MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
 GPU_RULES = {"train", "generate_local", "generalize_local"}  # resources from config: gpu: 1
 # What the job made to fail prints (the shell command echoed in the log does not match: ^).
 FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
-# Keys of JSON provenance records (e.g. the hparams table) that say where a job ran, not what it
-# computed; test_training_recorded_its_slurm_job checks them instead.
-PROVENANCE_KEYS = ("slurm_job_id",)
+# Top-level keys of JSON cells that say where or when a job ran, not what it computed: the SLURM
+# job in the trainer's hparams (test_training_recorded_its_slurm_job checks it instead), the
+# `created` clock time of each raw API response in the traces, the clock times of a generation
+# run's provenance (the report's `runs` table).
+PROVENANCE_KEYS = ("slurm_job_id", "created", "started", "finished", "timings")
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
 
@@ -247,7 +249,13 @@ def results_tables(workdir: Path) -> dict[str, pd.DataFrame]:
     out = {}
     for name, df in tables.items():
         df = df[[c for c in df.columns if not VOLATILE.search(c)]]
-        df = df.apply(lambda col: col.map(_without_provenance) if col.dtype == object else col)
+        df = df.apply(
+            lambda c: (
+                c.map(_without_provenance)
+                if c.dtype == object or pd.api.types.is_string_dtype(c)
+                else c
+            )
+        )
         out[name] = (
             df.sort_values(list(df.columns), kind="stable").reset_index(drop=True)
             if len(df.columns)
