@@ -58,7 +58,9 @@ def _check_refs():
         need("generalization.judge", gen.get("judge"), "teachers")
     clash = set(_names("students")) & (set(_names("teachers")) | set(_names("models")))
     if clash:
-        errors.append(f"names used both for a student and another model: {sorted(clash)}")
+        errors.append(
+            f"names used both for a student and another model: {sorted(clash)}"
+        )
     if errors:
         raise ValueError("config error(s):\n  " + "\n  ".join(errors))
 
@@ -78,24 +80,38 @@ def model_kind(name):
 
 def is_api_model(name):
     kind = model_kind(name)
-    return kind == "teacher" or (kind == "model" and config["models"][name].get("kind") == "api")
+    return kind == "teacher" or (
+        kind == "model" and config["models"][name].get("kind") == "api"
+    )
 
 
 def model_spec(name):
     """The model spec the generation verbs take (see docs/architecture.md)."""
     kind = model_kind(name)
     if kind == "student":
-        return {"name": name, "kind": "local", "path": f"results/models/{name}",
-                "backend": config["students"][name].get("backend", "transformers")}
+        return {
+            "name": name,
+            "kind": "local",
+            "path": f"results/models/{name}",
+            "backend": config["students"][name].get("backend", "transformers"),
+        }
     if kind == "init":
         student = name[: -len("@init")]
-        return {"name": name, "kind": "local", "path": f"results/models/{name}",
-                "backend": config["students"][student].get("backend", "transformers")}
+        return {
+            "name": name,
+            "kind": "local",
+            "path": f"results/models/{name}",
+            "backend": config["students"][student].get("backend", "transformers"),
+        }
     if kind == "teacher":
         return {"name": name, "kind": "api", "teacher": config["teachers"][name]}
     spec = dict(config["models"][name])
     if spec.pop("kind") == "api":
-        return {"name": name, "kind": "api", "teacher": config["teachers"][spec["teacher"]]}
+        return {
+            "name": name,
+            "kind": "api",
+            "teacher": config["teachers"][spec["teacher"]],
+        }
     # hub/local models: pass backend options (device, dtype, vLLM sizes) through untouched
     return {"name": name, "kind": "local", "backend": "transformers", **spec}
 
@@ -119,10 +135,18 @@ def _alternatives(names):
 
 _check_refs()
 
-API_MODELS = [m for m in set(config["evaluation"]["models"]) | set(
-    (config.get("generalization") or {}).get("models", [])) if is_api_model(m)]
-LOCAL_MODELS = [m for m in set(config["evaluation"]["models"]) | set(
-    (config.get("generalization") or {}).get("models", [])) if not is_api_model(m)]
+API_MODELS = [
+    m
+    for m in set(config["evaluation"]["models"])
+    | set((config.get("generalization") or {}).get("models", []))
+    if is_api_model(m)
+]
+LOCAL_MODELS = [
+    m
+    for m in set(config["evaluation"]["models"])
+    | set((config.get("generalization") or {}).get("models", []))
+    if not is_api_model(m)
+]
 
 
 wildcard_constraints:
@@ -156,14 +180,19 @@ def task_problems(wildcards):
 
 
 def decontam_benchmarks(dataset):
-    benches = config["datasets"][dataset].get("decontaminate", {}).get("benchmarks", "all")
+    benches = (
+        config["datasets"][dataset].get("decontaminate", {}).get("benchmarks", "all")
+    )
     if benches == "all":
         benches = config["evaluation"]["benchmarks"]
     return [f"results/benchmarks/{b}.parquet" for b in benches or []]
 
 
 def student_datasets(student):
-    return [f"results/datasets/{s['dataset']}.parquet" for s in config["students"][student]["stages"]]
+    return [
+        f"results/datasets/{s['dataset']}.parquet"
+        for s in config["students"][student]["stages"]
+    ]
 
 
 def tokenizer_traces(student):
@@ -171,7 +200,11 @@ def tokenizer_traces(student):
     if config["students"][student]["base_model"] != "tiny":
         return []
     tasks = tiny.get("tokenizer_tasks") or sorted(
-        {t for s in config["students"][student]["stages"] for t in config["datasets"][s["dataset"]]["tasks"]}
+        {
+            t
+            for s in config["students"][student]["stages"]
+            for t in config["datasets"][s["dataset"]]["tasks"]
+        }
     )
     return [f"results/traces/{t}.parquet" for t in tasks]
 
@@ -183,14 +216,27 @@ def resources_from(blocks):
     resource key set anywhere to a callable picking that wildcard's value. Unset keys are left
     out, so the profile's defaults apply. Changing resources never re-runs a job.
     """
-    keys = sorted({k for b in blocks.values() for k, v in (b or {}).items() if v is not None})
+    keys = sorted(
+        {k for b in blocks.values() for k, v in (b or {}).items() if v is not None}
+    )
 
     def pick(key):
         def value(wildcards, attempt=1):
-            name = next(iter(wildcards.values())) if len(blocks) > 1 else next(iter(blocks))
+            name = (
+                next(iter(wildcards.values()))
+                if len(blocks) > 1
+                else next(iter(blocks))
+            )
             v = (blocks.get(name) or {}).get(key)
-            return v if v is not None else ("" if key.startswith("slurm") or key in
-                                            ("gpu_model", "constraint") else 0)
+            return (
+                v
+                if v is not None
+                else (
+                    ""
+                    if key.startswith("slurm") or key in ("gpu_model", "constraint")
+                    else 0
+                )
+            )
 
         return value
 
@@ -198,7 +244,9 @@ def resources_from(blocks):
 
 
 def student_resources():
-    return resources_from({s: spec.get("resources") for s, spec in config["students"].items()})
+    return resources_from(
+        {s: spec.get("resources") for s, spec in config["students"].items()}
+    )
 
 
 def eval_resources():
@@ -214,7 +262,9 @@ def eval_spec(model):
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
-        **({"budget_forcing": ev["budget_forcing"]} if ev.get("budget_forcing") else {}),
+        **(
+            {"budget_forcing": ev["budget_forcing"]} if ev.get("budget_forcing") else {}
+        ),
     }
 
 
@@ -229,3 +279,49 @@ def get_final_outputs():
         "results/results.duckdb",
         "results/report/summary.md",
     ]
+
+
+def generalization_outputs():
+    gen = config.get("generalization") or {}
+    return [
+        f"results/generalization/{m}/{g}.parquet"
+        for m in gen.get("models", [])
+        for g in (gen.get("sets") or {})
+    ]
+
+
+def generalize_spec(model, gset):
+    gen = config["generalization"]
+    judge = gen.get("judge")
+    return {
+        "model": model_spec(model),
+        "set": {"name": gset, **gen["sets"][gset]},
+        "judge": {"name": judge, **config["teachers"][judge]} if judge else None,
+        "judge_prompt": (gen.get("judge_prompts") or {}).get(
+            gen["sets"][gset]["category"]
+        ),
+        "sampling": gen.get("sampling") or config["evaluation"]["sampling"],
+        "batch_size": gen.get("batch_size", config["evaluation"].get("batch_size", 32)),
+        "checker": config["evaluation"].get("checker", {}),
+    }
+
+
+def generation_outputs():
+    ev = config["evaluation"]
+    return [
+        f"results/generations/{m}/{b}.parquet"
+        for m in ev["models"]
+        for b in ev["benchmarks"]
+    ]
+
+
+def funnel_outputs():
+    return [f"results/datasets/{d}.funnel.parquet" for d in config["datasets"]]
+
+
+def student_outputs():
+    return [f"results/models/{s}" for s in config["students"]]
+
+
+def trace_outputs():
+    return [f"results/traces/{t}.parquet" for t in config["tasks"]]

@@ -9,20 +9,20 @@ rule generate_local:
     output:
         table="results/generations/{model}/{bench}.parquet",
         run="results/generations/{model}/{bench}.run.json",
-    wildcard_constraints:
-        model=_alternatives(LOCAL_MODELS),
-    params:
-        spec=lambda w: as_json(eval_spec(w.model)),
-        cache=config["cache_dir"],
     log:
         "results/logs/generate/{model}/{bench}.log",
     benchmark:
         "results/logs/generate/{model}/{bench}.tsv"
+    wildcard_constraints:
+        model=_alternatives(LOCAL_MODELS),
+    conda:
+        "../envs/longthought.yaml"
     threads: 2
     resources:
         **eval_resources(),
-    conda:
-        "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(eval_spec(w.model)),
+        cache=config["cache_dir"],
     shell:
         "longthought generate --model {wildcards.model} --spec {params.spec:q}"
         " --bench {input.bench} --cache-dir {params.cache} --out {output.table}"

@@ -7,14 +7,14 @@ rule problems:
     output:
         table="results/problems/{pool}.parquet",
         rejected="results/problems/{pool}.rejected.parquet",
-    params:
-        spec=lambda w: as_json(config["pools"][w.pool]),
     log:
         "results/logs/problems/{pool}.log",
     benchmark:
         "results/logs/problems/{pool}.tsv"
     conda:
         "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(config["pools"][w.pool]),
     shell:
         "longthought problems --name {wildcards.pool} --spec {params.spec:q}"
         " --out {output.table} --rejected {output.rejected} > {log} 2>&1"
@@ -25,14 +25,14 @@ rule benchmark:
         lambda w: source_files(config["benchmarks"][w.bench]),
     output:
         "results/benchmarks/{bench}.parquet",
-    params:
-        spec=lambda w: as_json(config["benchmarks"][w.bench]),
     log:
         "results/logs/benchmark/{bench}.log",
     benchmark:
         "results/logs/benchmark/{bench}.tsv"
     conda:
         "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(config["benchmarks"][w.bench]),
     shell:
         "longthought benchmark --name {wildcards.bench} --spec {params.spec:q}"
         " --out {output} > {log} 2>&1"

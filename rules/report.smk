@@ -2,32 +2,15 @@
 # transparency with the paper's Technical Transparency Index.
 
 
-def generation_outputs():
-    ev = config["evaluation"]
-    return [f"results/generations/{m}/{b}.parquet" for m in ev["models"] for b in ev["benchmarks"]]
-
-
-def funnel_outputs():
-    return [f"results/datasets/{d}.funnel.parquet" for d in config["datasets"]]
-
-
-def student_outputs():
-    return [f"results/models/{s}" for s in config["students"]]
-
-
-def trace_outputs():
-    return [f"results/traces/{t}.parquet" for t in config["tasks"]]
-
-
 rule run_config:
     output:
         "results/config.yaml",
-    params:
-        config=lambda w: as_json(config),
     log:
         "results/logs/run_config.log",
     conda:
         "../envs/longthought.yaml"
+    params:
+        config=lambda w: as_json(config),
     shell:
         "longthought write-config --spec {params.config:q} --out {output} > {log} 2>&1"
 
@@ -41,12 +24,12 @@ rule tti_self:
         generations=generation_outputs(),
     output:
         "results/tti/longthought.yaml",
-    params:
-        spec=lambda w: as_json(config.get("tti") or {"project": "longthought"}),
     log:
         "results/logs/tti_self.log",
     conda:
         "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(config.get("tti") or {"project": "longthought"}),
     shell:
         "longthought tti self --spec {params.spec:q} --results-dir results"
         " --config {input.config} --out {output} > {log} 2>&1"
@@ -64,6 +47,10 @@ rule report:
     output:
         db="results/results.duckdb",
         summary="results/report/summary.md",
+    log:
+        "results/logs/report.log",
+    conda:
+        "../envs/longthought.yaml"
     params:
         spec=lambda w: as_json(
             {
@@ -72,10 +59,6 @@ rule report:
                 "pair": (config.get("generalization") or {}).get("models", []),
             }
         ),
-    log:
-        "results/logs/report.log",
-    conda:
-        "../envs/longthought.yaml"
     shell:
         "longthought report --spec {params.spec:q} --db {output.db} --summary {output.summary}"
         " --generations {input.generations} --funnels {input.funnels} --models {input.models}"

@@ -8,15 +8,15 @@ rule traces:
         problems=task_problems,
     output:
         protected("results/traces/{task}.parquet"),
-    params:
-        spec=lambda w: as_json(task_spec(w.task)),
-        cache=config["cache_dir"],
     log:
         "results/logs/traces/{task}.log",
     benchmark:
         "results/logs/traces/{task}.tsv"
     conda:
         "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(task_spec(w.task)),
+        cache=config["cache_dir"],
     shell:
         "longthought traces --task {wildcards.task} --spec {params.spec:q}"
         " --problems {input.problems} --cache-dir {params.cache} --out {output} --quiet"

@@ -6,14 +6,14 @@ rule init_student:
         traces=lambda w: tokenizer_traces(w.student),
     output:
         directory("results/models/{student}@init"),
-    params:
-        spec=lambda w: as_json(config["students"][w.student]),
     log:
         "results/logs/init_student/{student}.log",
     benchmark:
         "results/logs/init_student/{student}.tsv"
     conda:
         "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(config["students"][w.student]),
     shell:
         "longthought init-student --student {wildcards.student} --spec {params.spec:q}"
         " --traces {input.traces} --out {output} > {log} 2>&1"
@@ -25,17 +25,17 @@ rule train:
         datasets=lambda w: student_datasets(w.student),
     output:
         directory("results/models/{student}"),
-    params:
-        spec=lambda w: as_json(config["students"][w.student]),
     log:
         "results/logs/train/{student}.log",
     benchmark:
         "results/logs/train/{student}.tsv"
+    conda:
+        "../envs/longthought.yaml"
     threads: 2
     resources:
         **student_resources(),
-    conda:
-        "../envs/longthought.yaml"
+    params:
+        spec=lambda w: as_json(config["students"][w.student]),
     shell:
         "longthought train --student {wildcards.student} --spec {params.spec:q}"
         " --init {input.init} --datasets {input.datasets} --out {output} > {log} 2>&1"
