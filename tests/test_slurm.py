@@ -36,7 +36,6 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 SMALL = "tests/configs/small.yaml"
 CI_PROFILE = "profiles/ci-slurm"
-SIZES = "profiles/ci-slurm/sizes.yaml"  # both runs
 FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a run of the workflow needs from the repo (the package itself is installed in the venv).
@@ -273,10 +272,9 @@ def runs(cluster, tmp_path_factory):
     # Both at once: the SLURM run mostly waits on the queue and its status polls.
     slurm = Run(
         slurm_dir,
-        ["--profile", "slurm", "--workflow-profile", CI_PROFILE]
-        + ["--configfile", SMALL, SIZES, FAULTS],
+        ["--profile", "slurm", "--workflow-profile", CI_PROFILE] + ["--configfile", SMALL, FAULTS],
     )
-    local = Run(local_dir, ["--cores", "2", "--configfile", SMALL, SIZES])
+    local = Run(local_dir, ["--cores", "2", "--configfile", SMALL])
     try:
         slurm_log, slurm_wall = slurm.wait()
         _, local_wall = local.wait()
