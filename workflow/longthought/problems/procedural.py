@@ -81,26 +81,41 @@ def gen_addition(rng: random.Random, digits: int = 3) -> Problem:
     return Problem("addition", (a, b), f"Compute ${a} + {b}$.")
 
 
+PLACES = ["ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands"]
+
+
+def _place(i: int) -> str:
+    return PLACES[i] if i < len(PLACES) else f"digit {i + 1}"
+
+
+def place_values(n: int) -> Step:
+    """'437: hundreds 4, tens 3, ones 7.' -- each digit named by its place.
+
+    Why: the column steps then look digits up by their label instead of counting positions
+    from the end of a number, which a small student learns far faster (content, not offsets).
+    """
+    digits = str(n)
+    parts = [f"{_place(len(digits) - 1 - i)} {d}" for i, d in enumerate(digits)]
+    return Step(f"{n}: {', '.join(parts)}.", "")
+
+
 def solve_addition(a: int, b: int) -> Solution:
     da, db = str(a)[::-1], str(b)[::-1]
-    steps, carry, out = [], 0, []
-    places = ["ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands"]
+    steps, carry = [place_values(a), place_values(b)], 0
     for i in range(max(len(da), len(db))):
         x = int(da[i]) if i < len(da) else 0
         y = int(db[i]) if i < len(db) else 0
         s = x + y + carry
-        place = places[i] if i < len(places) else f"digit {i + 1}"
-        plus_carry = f" + {carry}" if carry else ""
-        text = f"{place}: {x} + {y}{plus_carry} = {{v}}, write {s % 10} carry {s // 10}."
+        text = f"{_place(i)}: {x} + {y} + {carry} = {{v}}, write {s % 10} carry {s // 10}."
         steps.append(Step(text, str(s), str(s + 1)))
-        out.append(s % 10)
         carry = s // 10
     if carry:
         steps.append(Step("final carry: write {v}.", str(carry)))
     total = a + b
     steps.append(Step(f"So {a} + {b} = {{v}}.", str(total), str(total + 10)))
-    return Solution("addition", str(total), steps, f"Check: {total} - {b} = {total - b}, "
-                    f"which is {a}, so the sum is right.")
+    check = (f"Check: the ones digits {a % 10} + {b % 10} end in {total % 10}, and {total} "
+             f"ends in {total % 10}.")
+    return Solution("addition", str(total), steps, check)
 
 
 # --- multiplication ---------------------------------------------------------------------------
@@ -113,31 +128,33 @@ def gen_multiplication(rng: random.Random, digits: int = 2, by_digits: int = 1) 
 
 
 def solve_multiplication(a: int, b: int) -> Solution:
-    steps = []
+    steps = [place_values(a)]
     partials = []
+    single = b < 10
     for j, bd in enumerate(str(b)[::-1]):
         d = int(bd)
-        carry, digits = 0, []
-        for ad in str(a)[::-1]:
+        carry = 0
+        for i, ad in enumerate(str(a)[::-1]):
             p = int(ad) * d + carry
-            plus_carry = f" + {carry}" if carry else ""
-            steps.append(Step(f"{ad} x {d}{plus_carry} = {{v}}, write {p % 10} carry {p // 10}.",
-                              str(p), str(p + d)))
-            digits.append(p % 10)
+            place = f"{_place(i)}: " if single else ""
+            steps.append(Step(f"{place}{ad} x {d} + {carry} = {{v}}, write {p % 10} "
+                              f"carry {p // 10}.", str(p), str(p + d)))
             carry = p // 10
         if carry:
             steps.append(Step("final carry: write {v}.", str(carry)))
         partial = a * d * 10**j
         partials.append(partial)
-        shift = f" shifted {j} place{'s' if j > 1 else ''}" if j else ""
-        steps.append(Step(f"So {a} x {d}{shift} = {{v}}.", str(partial)))
+        if not single:
+            shift = f" shifted {j} place{'s' if j > 1 else ''}" if j else ""
+            steps.append(Step(f"So {a} x {d}{shift} = {{v}}.", str(partial)))
     total = a * b
-    if len(partials) > 1:
+    if not single:
         steps.append(Step(f"Add the partial products: {' + '.join(map(str, partials))} = {{v}}.",
                           str(total), str(total + 10)))
-        steps.append(Step(f"So {a} x {b} = {{v}}.", str(total), str(total + 10)))
-    return Solution("multiplication", str(total), steps,
-                    f"Check: {total} / {b} = {a}, so the product is right.")
+    steps.append(Step(f"So {a} x {b} = {{v}}.", str(total), str(total + 10)))
+    check = (f"Check: the ones digits {a % 10} x {b % 10} = {(a % 10) * (b % 10)} end in "
+             f"{total % 10}, and {total} ends in {total % 10}.")
+    return Solution("multiplication", str(total), steps, check)
 
 
 # --- linear equations -------------------------------------------------------------------------
@@ -162,7 +179,7 @@ def solve_linear(a: int, b: int, c: int) -> Solution:
     steps = [move, Step(f"Divide both sides by {a}: x = {rhs} / {a} = {{v}}.", str(x), str(x + 1))]
     sign = "+" if b >= 0 else "-"
     return Solution("linear", str(x), steps,
-                    f"Check: {a} * {x} {sign} {abs(b)} = {a * x + b}, which equals {c}.")
+                    f"Check: {a} * {x} = {a * x}, and {a * x} {sign} {abs(b)} = {c}.")
 
 
 # --- sums of fractions ------------------------------------------------------------------------
@@ -191,8 +208,7 @@ def solve_fractions(a: int, b: int, c: int, d: int) -> Solution:
         Step("Reduced: {v}.", f"{q.numerator}/{q.denominator}"),
     ]
     return Solution("fractions", _latex_fraction(q), steps,
-                    f"Check: {q.numerator}/{q.denominator} = {float(q):.4f} and "
-                    f"{a}/{b} + {c}/{d} = {a / b + c / d:.4f}.")
+                    f"Check: {q.numerator} x {g} = {num} and {q.denominator} x {g} = {den}.")
 
 
 # --- registry ---------------------------------------------------------------------------------
