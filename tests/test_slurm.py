@@ -125,20 +125,27 @@ class Run:
     def __init__(self, workdir: Path, args: list[str]):
         self.workdir, self.args = workdir, args
         self.log_path = workdir.parent / f"{workdir.name}.snakemake.log"
-        self.t0 = time.monotonic()
+        self.t0, self.t1 = time.monotonic(), None
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
                 [SNAKEMAKE, *args], cwd=workdir, env=_env(), stdout=log, stderr=subprocess.STDOUT
             )
 
+    def ended(self) -> bool:
+        """Whether it has ended; the first call that sees it ended stops its clock."""
+        if self.t1 is None and self.proc.poll() is not None:
+            self.t1 = time.monotonic()
+        return self.t1 is not None
+
     def wait(self) -> tuple[str, float]:
         """Its log and wall time once it ends; fails the test with the logs if it failed."""
         try:
-            rc = self.proc.wait(timeout=1500)
+            rc = self.proc.wait(timeout=max(1, 1500 - (time.monotonic() - self.t0)))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        wall = time.monotonic() - self.t0
+        self.ended()
+        wall = self.t1 - self.t0
         out = self.log_path.read_text(errors="replace")
         if rc != 0:
             logs = "\n".join(
@@ -276,6 +283,8 @@ def runs(cluster, tmp_path_factory):
     )
     local = Run(local_dir, ["--cores", "2", "--configfile", SMALL])
     try:
+        while not all([slurm.ended(), local.ended()]) and time.monotonic() - slurm.t0 < 1500:
+            time.sleep(1)
         slurm_log, slurm_wall = slurm.wait()
         _, local_wall = local.wait()
     finally:  # a failed run leaves no process behind (snakemake cancels its SLURM jobs on TERM)
