@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,24 @@ def test_resume_after_a_crash_matches_a_straight_run(world, monkeypatch, capsys)
     assert la["loss"].tolist() == pytest.approx(lb["loss"].tolist(), rel=1e-5)
     assert la["lr"].tolist() == pytest.approx(lb["lr"].tolist())
     assert not (world / "resumed.ckpt").exists()
+
+    # SLURM preemption: SIGTERM mid-step -> the step finishes, is checkpointed, the job exits
+    def sigterm_at_global_step_3(st, step, steps):
+        if st.dataset == "format-arith" and step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_lr_at(st, step, steps)
+
+    monkeypatch.setattr(loop, "lr_at", sigterm_at_global_step_3)
+    with pytest.raises(SystemExit) as exit_info:
+        run(world, spec, "preempted")
+    assert exit_info.value.code == 143 and not (world / "preempted").exists()
+    assert [p.name for p in (world / "preempted.ckpt").glob("step-*")] == ["step-00000003"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    monkeypatch.setattr(loop, "lr_at", real_lr_at)
+    preempted = run(world, spec, "preempted")
+    c = weights(preempted)
+    for name in a:
+        torch.testing.assert_close(a[name], c[name], rtol=1e-5, atol=1e-6)
 
 
 def test_accumulation_and_packing_do_not_change_the_optimisation(world):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -103,3 +105,40 @@ class Checkpoints:
     def remove(self, is_main: bool) -> None:
         if is_main and self.root.exists():
             shutil.rmtree(self.root)
+
+
+class Preemption:
+    """SIGTERM / SIGUSR1 (what SLURM sends before preempting, requeueing or hitting the time
+    limit) -> finish the current step, checkpoint, exit; the re-run resumes from there.
+
+    Every process checks the flag of all processes, so they all stop at the same step.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    EXIT_CODE = 143  # 128 + SIGTERM: the job did not finish
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> Preemption:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signum
+
+    def requested(self, accelerator) -> bool:
+        """True on every process as soon as any process got a signal."""
+        if accelerator.num_processes == 1:
+            return self.received is not None
+        import torch
+
+        flag = torch.tensor(float(self.received is not None), device=accelerator.device)
+        return bool(accelerator.reduce(flag, reduction="sum").item() > 0)

@@ -20,7 +20,13 @@ import torch
 import torch.nn.functional as F
 
 from longthought.io import write_json, write_table
-from longthought.train.checkpoint import Checkpoints, TrainerState, file_digest, fingerprint
+from longthought.train.checkpoint import (
+    Checkpoints,
+    Preemption,
+    TrainerState,
+    file_digest,
+    fingerprint,
+)
 from longthought.train.data import Encoded, load_dataset
 from longthought.train.packing import MODEL_INPUTS, collate, training_attention
 from longthought.train.schedule import (
@@ -96,7 +102,17 @@ def package_versions() -> dict[str, str]:
 
 
 def train(student: str, spec: dict, init: str, datasets: list[str], out: str) -> Path:
-    """Run every SFT stage in order on `init`; write the trained model to `out` (atomically)."""
+    """Run every SFT stage in order on `init`; write the trained model to `out` (atomically).
+
+    SIGTERM / SIGUSR1 (SLURM preemption, requeue, time limit) checkpoint and exit; see `sft`.
+    """
+    with Preemption() as preemption:
+        return sft(student, spec, init, datasets, out, preemption)
+
+
+def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
+        preemption: Preemption) -> Path:
+    """The training loop, top to bottom: data, model, resume, stages x steps, final save."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
     from transformers import AutoModelForCausalLM
@@ -120,8 +136,13 @@ def train(student: str, spec: dict, init: str, datasets: list[str], out: str) ->
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.stages[0].lr, betas=(0.9, 0.95), eps=1e-8)
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # DeepSpeed fixes these when the engine is built: the first stage's values are used
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = cfg.stages[0].batch_size
+        ds["gradient_accumulation_steps"] = cfg.stages[0].grad_accum
+        if len({(s.batch_size, s.grad_accum) for s in cfg.stages}) > 1:
+            raise ValueError(f"students.{student}: with DeepSpeed every stage needs the same "
+                             "batch_size and grad_accum (the engine fixes them at start)")
     model, optimizer = accelerator.prepare(model, optimizer)
     on_gpu = accelerator.device.type == "cuda"
 
@@ -202,8 +223,14 @@ def train(student: str, spec: dict, init: str, datasets: list[str], out: str) ->
             if step == 0 or (step + 1) % 10 == 0 or step + 1 == steps:
                 accelerator.print(f"[train] stage {s} step {step + 1}/{steps} loss {loss_all:.4f}"
                                   f" lr {lr:.2e} tok/s {n_tokens / dt:,.0f}")
-            if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
+            due = cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0
+            stop = preemption.requested(accelerator)
+            if due or stop:
                 ckpts.save(accelerator, state)
+            if stop:
+                accelerator.print(f"[train] signal {preemption.received}: checkpointed at global "
+                                  f"step {state.global_step}; exiting, a re-run resumes here")
+                raise SystemExit(Preemption.EXIT_CODE)
         state.stage, state.stage_step = s + 1, 0
 
     # --- final save: a temp dir renamed onto `out`, so a half-written model is never "done" --

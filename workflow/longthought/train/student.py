@@ -32,7 +32,7 @@ def tiny_corpus(traces_paths: Iterable[str]) -> list[str]:
     texts: list[str] = []
     for col in ("problem", "content", "reasoning_content"):
         texts += [t for t in df[col].dropna().tolist() if t]
-    texts += [f"<|im_start|>{role}\n" for role in ROLES]
+    texts += [f"{role}\n" for role in ROLES] * 100  # chat headers: a token per role name
     return texts
 
 
