@@ -72,3 +72,12 @@ def test_bad_requests_fail_clearly():
     with pytest.raises(ValueError, match="distinct"):
         procedural.generate({"addition": {"digits": 1}}, 500, seed=1, split="train")
     assert procedural.solve("What is the capital of France?") is None
+
+
+def test_an_exhausted_family_leaves_the_rotation_and_others_fill_in():
+    # 2-digit x 1-digit has only ~580 train problems: the rest of 1,200 come from addition
+    rows = procedural.generate({"multiplication": {"digits": 2, "by_digits": 1},
+                                "addition": {"digits": 3}}, 1200, seed=1, split="train")
+    fams = [r["problem_id"].split("-")[0] for r in rows]
+    assert len(rows) == 1200 and len(set(r["problem"] for r in rows)) == 1200
+    assert 500 < fams.count("multiplication") < 720 and fams.count("addition") > 480

@@ -261,12 +261,13 @@ def generate(
     n: int,
     seed: int,
     split: str,
-    max_tries_factor: int = 50,
+    patience: int = 2000,
 ) -> list[dict]:
     """`n` distinct problems of `split`, drawn round-robin over `families` (names or name->kwargs).
 
-    Rows follow the `problems` schema. Raises ValueError if the families cannot supply `n`
-    distinct problems of the split (the number space is too small).
+    Rows follow the `problems` schema. A family whose number space is used up (no new problem
+    in `patience` draws) leaves the rotation and the others fill in; raises ValueError if all
+    of them together cannot supply `n` distinct problems of the split.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -275,19 +276,24 @@ def generate(
     if unknown:
         raise ValueError(f"unknown problem families {unknown}; known: {sorted(GENERATORS)}")
     rng = random.Random(f"{seed}:{split}")
-    names = sorted(specs)
+    active = sorted(specs)
+    misses = dict.fromkeys(active, 0)
     seen: set[tuple[str, tuple[int, ...]]] = set()
     rows: list[dict] = []
-    tries = 0
+    turn = 0
     while len(rows) < n:
-        tries += 1
-        if tries > n * max_tries_factor:
+        if not active:
             raise ValueError(f"could only draw {len(rows)} of {n} distinct {split} problems "
-                             f"from {names}: widen the families' ranges")
-        family = names[len(rows) % len(names)]
+                             f"from {sorted(specs)}: widen the families' ranges")
+        family = active[turn % len(active)]
         prob = GENERATORS[family](rng, **(specs[family] or {}))
         if prob.split != split or (family, prob.key) in seen:
+            misses[family] += 1
+            if misses[family] >= patience:
+                active.remove(family)
             continue
+        misses[family] = 0
+        turn += 1
         seen.add((family, prob.key))
         sol = solve_key(family, prob.key)
         rows.append({
