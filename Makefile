@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-fast lint format bench clean slurm-up slurm-down
+.PHONY: install demo test test-slurm test-fast lint format bench clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "longthought needs Python >= 3.11"'
@@ -32,6 +32,10 @@ demo: install
 ## make test: unit, integration and end-to-end tests (the SLURM test needs root; required in CI)
 test: install
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+## make test-slurm: only the SLURM integration test (starts/stops a local cluster; needs root)
+test-slurm: install
+	$(BIN)/pytest -q -ra -s -m slurm $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -ra -m "not slow and not slurm" $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import shlex
 
 
 def _names(section):
@@ -325,3 +326,30 @@ def student_outputs():
 
 def trace_outputs():
     return [f"results/traces/{t}.parquet" for t in config["tasks"]]
+
+
+def student_spec(student):
+    """A student's config without `resources`: placement never re-runs training."""
+    return {k: v for k, v in config["students"][student].items() if k != "resources"}
+
+
+def fail_once(rule):
+    """Test-only fault injection, config `testing.fail_once: [<rule>, ...]` (tests/test_slurm.py).
+
+    A shell prefix that makes the first attempt of every job of `rule` exit 1 before any work, so
+    retries are tested on a real cluster. It leaves results/testing/fail_once/<rule>/<wildcards>;
+    the next attempt finds it and runs normally. Empty (no effect) unless `rule` is listed.
+    """
+
+    def prefix(wildcards):
+        if rule not in (config.get("testing") or {}).get("fail_once", []):
+            return ""
+        tag = ",".join(f"{k}={v}" for k, v in wildcards.items()) or "all"
+        marker = shlex.quote(f"results/testing/fail_once/{rule}/{tag}")
+        return (
+            f'if [ ! -e {marker} ]; then mkdir -p "$(dirname {marker})" && touch {marker}'
+            f" && echo 'testing.fail_once: {rule} fails its first attempt on purpose' >&2"
+            " && exit 1; fi; "
+        )
+
+    return prefix

@@ -13,7 +13,7 @@ rule init_student:
     conda:
         "../envs/longthought.yaml"
     params:
-        spec=lambda w: as_json(config["students"][w.student]),
+        spec=lambda w: as_json(student_spec(w.student)),
     shell:
         "longthought init-student --student {wildcards.student} --spec {params.spec:q}"
         " --traces {input.traces} --out {output} > {log} 2>&1"
@@ -35,7 +35,9 @@ rule train:
     resources:
         **student_resources(),
     params:
-        spec=lambda w: as_json(config["students"][w.student]),
+        spec=lambda w: as_json(student_spec(w.student)),
+        fail_once=fail_once("train"),
     shell:
+        "{params.fail_once}"
         "longthought train --student {wildcards.student} --spec {params.spec:q}"
         " --init {input.init} --datasets {input.datasets} --out {output} > {log} 2>&1"
