@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,27 +27,13 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO, SMALL, Run, copy_workflow
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SNAKEMAKE = str(BIN / "snakemake")
-SMALL = "tests/configs/small.yaml"
 CI_PROFILE = "profiles/ci-slurm"
 FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# What a run of the workflow needs from the repo (the package itself is installed in the venv).
-WORKFLOW_FILES = [
-    "Snakefile",
-    "rules",
-    "config",
-    "envs",
-    "data",
-    "slurm",
-    "profiles",
-    "tests/configs",
-]
 # Rules that must run as SLURM jobs and rules that must not, whatever else the workflow grows.
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
 MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
@@ -62,12 +47,6 @@ FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
 PROVENANCE_KEYS = ("slurm_job_id", "created", "started", "finished", "timings")
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env["PATH"] = f"{BIN}:{env['PATH']}"
-    return env
 
 
 def _unavailable() -> str | None:
@@ -107,55 +86,6 @@ def cluster():
     yield
     if not was_up:
         subprocess.run(["bash", "scripts/slurm-down.sh"], cwd=REPO, capture_output=True)
-
-
-def _copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW_FILES:
-        src, dst = REPO / name, dest / name
-        if not src.exists():
-            continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-    return dest
-
-
-class Run:
-    """One `snakemake` process in a workdir, its log (stderr) kept in a file next to it."""
-
-    def __init__(self, workdir: Path, args: list[str]):
-        self.workdir, self.args = workdir, args
-        self.log_path = workdir.parent / f"{workdir.name}.snakemake.log"
-        self.t0, self.t1 = time.monotonic(), None
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [SNAKEMAKE, *args], cwd=workdir, env=_env(), stdout=log, stderr=subprocess.STDOUT
-            )
-
-    def ended(self) -> bool:
-        """Whether it has ended; the first call that sees it ended stops its clock."""
-        if self.t1 is None and self.proc.poll() is not None:
-            self.t1 = time.monotonic()
-        return self.t1 is not None
-
-    def wait(self) -> tuple[str, float]:
-        """Its log and wall time once it ends; fails the test with the logs if it failed."""
-        try:
-            rc = self.proc.wait(timeout=max(1, 1500 - (time.monotonic() - self.t0)))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.ended()
-        wall = self.t1 - self.t0
-        out = self.log_path.read_text(errors="replace")
-        if rc != 0:
-            logs = "\n".join(
-                f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
-                for d in ("results/logs", ".snakemake/slurm_logs")
-                if (self.workdir / d).exists()
-                for p in sorted((self.workdir / d).rglob("*.log"))
-            )
-            pytest.fail(f"snakemake {' '.join(self.args)} failed:\n{out[-6000:]}\n{logs[-8000:]}")
-        return out, wall
 
 
 Job = tuple[str, str]  # (rule, wildcard values as the SLURM plugin joins them)
@@ -271,17 +201,20 @@ def results_tables(workdir: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, tmp_path_factory):
-    """The same pipeline twice: through SLURM (with the fail-once knob) and locally."""
+def runs(cluster, small_local_run, tmp_path_factory):
+    """The same pipeline twice: through SLURM (with the fail-once knob) and locally.
+
+    The local run is the session's shared one (tests/conftest.py), started in the background;
+    both go at once, since the SLURM run mostly waits on the queue and its status polls.
+    """
     since = dt.datetime.now() - dt.timedelta(minutes=1)
-    slurm_dir = _copy_workflow(tmp_path_factory.mktemp("slurm-run"))
-    local_dir = _copy_workflow(tmp_path_factory.mktemp("local-run"))
-    # Both at once: the SLURM run mostly waits on the queue and its status polls.
+    slurm_dir = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
+    local = small_local_run
+    local_dir = local.workdir
     slurm = Run(
         slurm_dir,
         ["--profile", "slurm", "--workflow-profile", CI_PROFILE] + ["--configfile", SMALL, FAULTS],
     )
-    local = Run(local_dir, ["--cores", "2", "--configfile", SMALL])
     try:
         while not all([slurm.ended(), local.ended()]) and time.monotonic() - slurm.t0 < 1500:
             time.sleep(1)
@@ -289,9 +222,7 @@ def runs(cluster, tmp_path_factory):
         _, local_wall = local.wait()
     finally:  # a failed run leaves no process behind (snakemake cancels its SLURM jobs on TERM)
         for run in (slurm, local):
-            if run.proc.poll() is None:
-                run.proc.terminate()
-                run.proc.wait(timeout=120)
+            run.stop()
     print(
         f"snakemake --profile slurm: {slurm_wall:.1f} s; --cores 2 (alongside): {local_wall:.1f} s"
     )

@@ -3,35 +3,24 @@ and bad config stopping before any job with an error naming the key."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 import yaml
+from conftest import REPO, SNAKEMAKE, copy_workflow, workflow_env
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SMALL = REPO / "tests" / "configs" / "small.yaml"
 
 
-def _copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ["Snakefile", "rules", "config", "envs", "data"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    return dest
 
 
 def _snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.run(
         [SNAKEMAKE, "--cores", "2", "--configfile", str(SMALL), *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=1500,
+        cwd=workdir, env=workflow_env(), capture_output=True, text=True, timeout=1500,
     )
     if check and proc.returncode != 0:
         logs = "\n".join(
@@ -63,10 +52,10 @@ def _planned_jobs(workdir: Path, *overlays: dict, tmp_path: Path) -> dict[str, i
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    workdir = _copy_workflow(tmp_path_factory.mktemp("wf"))
-    _snakemake(workdir)
-    return workdir
+def run_dir(small_local_run) -> Path:
+    """The session's shared small run (tests/conftest.py): this module only reads it."""
+    small_local_run.wait()
+    return small_local_run.workdir
 
 
 @pytest.mark.slow
@@ -140,7 +129,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("overlay,needle", BAD_CONFIGS)
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, overlay, needle):
-    workdir = _copy_workflow(tmp_path / "wf")
+    workdir = copy_workflow(tmp_path / "wf")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(overlay))
     proc = _snakemake(workdir, "--configfile", str(SMALL), str(bad), check=False)
