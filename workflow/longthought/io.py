@@ -7,6 +7,7 @@ into place, so a killed job never leaves a half-written output that Snakemake wo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -39,6 +40,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks (provenance and checkpoint fingerprints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -108,9 +118,12 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise TableError(f"{path}: line {lineno} is not valid JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise TableError(f"{path}: line {lineno} is not a JSON object")
+            rows.append(row)
     return rows
 
 

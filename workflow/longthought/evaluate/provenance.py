@@ -15,6 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from longthought.io import file_sha256
+
 PACKAGES = ["longthought", "torch", "transformers", "accelerate", "tokenizers", "vllm", "openai",
             "math-verify", "latex2sympy2-extended", "pandas", "pyarrow", "numpy"]
 
@@ -25,12 +27,6 @@ def config_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str | None]:

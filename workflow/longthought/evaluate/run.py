@@ -19,8 +19,8 @@ import pandas as pd
 from longthought.evaluate.backends import LOCAL_KINDS, generate_texts, validate_sampling
 from longthought.evaluate.forcing import BudgetForcing, validate_budget
 from longthought.evaluate.outputs import Output
-from longthought.evaluate.provenance import file_sha256, model_files, run_record
-from longthought.io import read_table, write_json, write_table
+from longthought.evaluate.provenance import model_files, run_record
+from longthought.io import file_sha256, read_table, write_json, write_table
 
 SPEC_KEYS = {"model", "benchmark", "sampling", "budgets", "batch_size", "checker", "prompt",
              "budget_forcing"}

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from longthought import io
 from longthought.generalization.verdicts import CATEGORIES
 
 FIELDS = ("item_id", "question", "gold", "premise", "reference")
@@ -45,19 +46,7 @@ def read_rows(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}: line {lineno} is not valid JSON: {exc}") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}: line {lineno} is not a JSON object")
-                rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(io.read_jsonl(path))
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
