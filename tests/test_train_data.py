@@ -145,4 +145,4 @@ def test_packed_loss_equals_unpacked_loss(tokenizer, rows, attn):
         fair = model(**{k: v for k, v in packed.items() if k in MODEL_INPUTS}).logits
         bled = model(input_ids=leaky["input_ids"], position_ids=leaky["position_ids"]).logits
     second = slice(len(samples[0].input_ids), None)
-    assert (fair[0, second] - bled[0, second]).abs().max().item() > 1e-3
+    assert (fair[0, second] - bled[0, second]).abs().max().item() > 1e-2
