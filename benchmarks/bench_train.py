@@ -44,8 +44,8 @@ def tiny_spec(steps: int, batch: int) -> dict:
     return {**spec, "stages": [stage], "checkpoint_every": 0, "accelerate_config": None}
 
 
-def packing_efficiency(spec: dict, data_path: Path, init: Path) -> float:
-    """Real tokens / token slots of this stage's packed micro-batches over one epoch."""
+def packing_efficiency(spec: dict, data_path: Path, init: Path, packing: bool = True) -> float:
+    """Real tokens / token slots of this stage's micro-batches over one epoch."""
     from transformers import AutoTokenizer
 
     stage = parse_spec("tiny", spec).stages[0]
@@ -57,7 +57,7 @@ def packing_efficiency(spec: dict, data_path: Path, init: Path) -> float:
     real = slots = 0
     for step in range(steps):
         batch = collate([samples[i] for i in micro_batch(stream, stage, 1, step, 0, 0)],
-                        stage.packing, stage.max_length, tok.pad_token_id)
+                        packing, tok.pad_token_id)
         real += int(batch["n_tokens"])
         slots += int(batch["n_slots"])
     return real / slots
@@ -136,7 +136,9 @@ def main() -> None:
         init = init_student("tiny", spec, [str(work / "traces.parquet")], work / "init")
         rows = [{"messages": json.loads(m)} for m in df["messages"]]
         eff = packing_efficiency(spec, data_path, init)
-        print(f"data: {len(df)} rows; packing efficiency {eff:.3f}", flush=True)
+        padded = packing_efficiency(spec, data_path, init, packing=False)
+        print(f"data: {len(df)} rows; token slots filled: packed {eff:.3f}, "
+              f"padded {padded:.3f}", flush=True)
 
         ours, trl = [], []
         trl_settings: dict = {}
@@ -150,6 +152,7 @@ def main() -> None:
     best, best_trl = max(ours), max(trl)
     print(json.dumps({"tokens_per_s": round(best), "trl_tokens_per_s": round(best_trl),
                       "ratio": round(best / best_trl, 3), "packing_efficiency": round(eff, 4),
+                      "padded_efficiency": round(padded, 4),
                       "rows": len(df), "steps": args.steps, "batch": args.batch,
                       "threads": args.threads, "ours_runs": [round(x) for x in ours],
                       "trl_runs": [round(x) for x in trl], "trl_settings": trl_settings}))

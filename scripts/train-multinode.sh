@@ -10,11 +10,12 @@
 #
 # Environment: LONGTHOUGHT_PYTHON (python with longthought installed; default: python3),
 # MASTER_PORT (default: derived from the job id), GPUS_PER_NODE (default: SLURM_GPUS_ON_NODE,
-# else nvidia-smi's count, at least 1).
+# else nvidia-smi's count, at least 1), LONGTHOUGHT_SRUN_ARGS (extra srun options; default
+# --overlap, so the step may start from inside Snakemake's own job step on the first node).
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-  sed -n '2,15p' "$0" >&2
+  sed -n '2,16p' "$0" >&2
   exit 2
 fi
 config=$1
@@ -33,7 +34,9 @@ export LONGTHOUGHT_TRAIN_LAUNCHED=1  # the workers train; they never relaunch
 
 echo "[train-multinode] $nnodes nodes x $gpus processes, main $head_node:$port, config $config" >&2
 # One task per node; SLURM_NODEID is expanded on each node, hence the single quotes.
+# shellcheck disable=SC2086  # LONGTHOUGHT_SRUN_ARGS is a list of options
 srun --nodes="$nnodes" --ntasks="$nnodes" --ntasks-per-node=1 --kill-on-bad-exit=1 \
+  ${LONGTHOUGHT_SRUN_ARGS---overlap} \
   bash -c 'exec "$0" -m accelerate.commands.launch --config_file "$1" \
     --num_machines "$2" --num_processes "$(( $2 * $3 ))" --machine_rank "$SLURM_NODEID" \
     --main_process_ip "$4" --main_process_port "$5" --rdzv_backend static \

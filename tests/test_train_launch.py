@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -140,3 +141,51 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
     wa, wb = load_file(ddp / "model.safetensors"), load_file(one / "model.safetensors")
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-4)
+
+
+def _slurm_up() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    check = subprocess.run(["bash", "scripts/slurm-up.sh", "--check"], cwd=ROOT,
+                           capture_output=True)
+    return check.returncode == 0
+
+
+@pytest.mark.slurm
+def test_multinode_script_under_a_real_slurm_allocation(tmp_path):
+    """sbatch -> scripts/train-multinode.sh -> srun -> accelerate launch (2 processes, CPU gloo).
+
+    Uses the local cluster of scripts/slurm-up.sh when it is already up (tests/test_slurm.py
+    starts it); a one-node cluster, so this checks the SLURM plumbing, not several nodes.
+    """
+    if not _slurm_up():
+        pytest.skip("no local SLURM cluster up (scripts/slurm-up.sh)")
+    think = synthetic_dataset(8, seed=4, name="longthought-arith")
+    write_table(think, tmp_path / "think.parquet", "dataset")
+    write_table(traces_from_dataset(think), tmp_path / "traces.parquet", "traces")
+    tiny = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "num_kv_heads": 2,
+            "intermediate_size": 64, "vocab_size": 300}
+    spec = {"base_model": "tiny", "tiny": tiny, "checkpoint_every": 0,
+            "stages": [{"dataset": "longthought-arith", "lr": 1e-2, "max_steps": 2,
+                        "batch_size": 2, "max_length": 512, "seed": 3}]}
+    init_student("tiny", spec, [str(tmp_path / "traces.parquet")], tmp_path / "init")
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(yaml.safe_dump({"compute_environment": "LOCAL_MACHINE",
+                                   "distributed_type": "MULTI_GPU", "num_machines": 1,
+                                   "num_processes": 1, "mixed_precision": "no",
+                                   "use_cpu": False}))
+    out = tmp_path / "model"
+    args = ["--student", "tiny", "--spec", json.dumps(spec), "--init", str(tmp_path / "init"),
+            "--datasets", str(tmp_path / "think.parquet"), "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(LONGTHOUGHT_PYTHON=sys.executable, GPUS_PER_NODE="2", ACCELERATE_USE_CPU="true",
+               OMP_NUM_THREADS="1", MASTER_PORT=str(_free_port()))
+    job = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--nodes=1", "--ntasks=1", "--cpus-per-task=2",
+         f"--output={tmp_path / 'job.log'}", "--wrap",
+         " ".join(["bash", str(SCRIPT), str(cfg), *(f"'{a}'" for a in args)])],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    log = (tmp_path / "job.log").read_text() if (tmp_path / "job.log").exists() else ""
+    assert job.returncode == 0, job.stderr + log
+    hp = json.loads((out / loop.HPARAMS_FILE).read_text())
+    assert hp["world_size"] == 2 and hp["slurm_job_id"] == job.stdout.strip().split(";")[0]
