@@ -24,7 +24,8 @@ shift
 [ -f "$config" ] || { echo "train-multinode: no accelerate config $config" >&2; exit 2; }
 
 nnodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}}
-head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+# awk reads all of scontrol's output: `head -n 1` could end the pipe early (SIGPIPE, exit 141)
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | awk 'NR == 1')
 port=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}
 gpus=${GPUS_PER_NODE:-${SLURM_GPUS_ON_NODE:-$(nvidia-smi -L 2>/dev/null | wc -l || true)}}
 gpus=${gpus%%(*}  # SLURM may write e.g. "4(IDX:0-3)"
