@@ -110,6 +110,20 @@ def read_tables(paths: list[str], schema_name: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def read_yaml(path: str | os.PathLike[str], what: str = "file") -> Any:
+    """Parse a YAML file; a missing file or bad YAML fails naming the file (and what it is)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a JSON-lines file; a malformed line fails naming the file and line number."""
     rows = []

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from longthought.io import write_text
+from longthought.io import read_yaml, write_text
 from longthought.transparency.rubric import Rubric
 
 DEFAULT_CARDS_DIR = Path("config/tti/projects")
@@ -163,16 +163,7 @@ def parse_card(data: Any, rubric: Rubric, source: str = "card") -> Card:
 
 def load_card(path: str | os.PathLike[str], rubric: Rubric) -> Card:
     """Load and validate one scorecard YAML."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: scorecard not found") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    return parse_card(data, rubric, str(path))
+    return parse_card(read_yaml(path, "scorecard"), rubric, str(path))
 
 
 def card_paths(paths: list[str] | None = None) -> list[Path]:

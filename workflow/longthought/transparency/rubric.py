@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from longthought.io import read_yaml
 
 DEFAULT_RUBRIC = Path("config/tti/rubric.yaml")
 TOTAL_POINTS = 100
@@ -158,13 +158,4 @@ def parse_rubric(data: Any, source: str = "rubric") -> Rubric:
 
 def load_rubric(path: str | os.PathLike[str] = DEFAULT_RUBRIC) -> Rubric:
     """Load and validate the rubric YAML at `path`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: TTI rubric not found") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    return parse_rubric(data, str(path))
+    return parse_rubric(read_yaml(path, "TTI rubric"), str(path))
