@@ -44,7 +44,9 @@ FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
 # job in the trainer's hparams (test_training_recorded_its_slurm_job checks it instead), the
 # `created` clock time of each raw API response in the traces, the clock times of a generation
 # run's provenance (the report's `runs` table).
-PROVENANCE_KEYS = ("slurm_job_id", "created", "started", "finished", "timings")
+# `model_files` lists the model directory's file sizes, and hparams.json's size depends on how
+# many digits the SLURM job id has (null locally).
+PROVENANCE_KEYS = ("slurm_job_id", "created", "started", "finished", "timings", "model_files")
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
 
