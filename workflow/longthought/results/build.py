@@ -23,7 +23,8 @@ def _tti(cards: list[str], rubric_path: str) -> tuple[pd.DataFrame, str, Path | 
     loaded = [scores.load_card(p, rubric) for p in cards]
     rows = pd.concat([scores.card_rows(c, rubric) for c in loaded], ignore_index=True)
     board = scores.leaderboard(loaded, rubric)
-    return io.validate(rows, "tti_scores", "TTI scores"), scores.leaderboard_markdown(board, rubric), board
+    table = io.validate(rows, "tti_scores", "TTI scores")
+    return table, scores.leaderboard_markdown(board, rubric), board
 
 
 def build_report(

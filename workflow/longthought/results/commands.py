@@ -33,7 +33,7 @@ def _write_config(a: argparse.Namespace) -> int:
 
     from longthought import io
 
-    header = "# The resolved config of this run (config.yaml + overlays), written by the workflow.\n"
+    header = "# The resolved config of this run (config.yaml + overlays), written by the workflow\n"
     io.write_text(a.out, header + yaml.safe_dump(a.spec, sort_keys=False))
     return 0
 
