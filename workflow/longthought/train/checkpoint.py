@@ -33,13 +33,6 @@ class TrainerState:
     log: list[dict] = field(default_factory=list)
 
 
-def file_digest(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def fingerprint(parts: dict) -> str:
     """A stable hash of everything that makes two runs the same run."""

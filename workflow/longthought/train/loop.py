@@ -19,12 +19,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from longthought.io import write_json, write_table
+from longthought.io import file_sha256, write_json, write_table
 from longthought.train.checkpoint import (
     Checkpoints,
     Preemption,
     TrainerState,
-    file_digest,
     fingerprint,
 )
 from longthought.train.data import Encoded, load_dataset
@@ -151,7 +150,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     init_files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
                         for f in Path(init).iterdir() if f.is_file())
     run_id = fingerprint({"student": student, "spec": same_run, "init": [base_path, init_files],
-                          "world": world, "datasets": [file_digest(p) for p in datasets]})
+                          "world": world, "datasets": [file_sha256(p) for p in datasets]})
     ckpts = Checkpoints(f"{out}.ckpt", run_id)
     ckpts.prepare(accelerator.is_main_process)
     accelerator.wait_for_everyone()
