@@ -43,7 +43,7 @@ def test_answers_are_exact_and_text_parses_back(split):
 
 
 def test_fraction_answers_are_reduced_latex():
-    rows = procedural.generate(["fractions"], 200, seed=1, split="train")
+    rows = procedural.generate({"fractions": {"max_den": 9}}, 200, seed=1, split="train")
     fracs = [r["answer"] for r in rows if "frac" in r["answer"]]
     assert fracs
     for ans in fracs:
@@ -81,3 +81,55 @@ def test_an_exhausted_family_leaves_the_rotation_and_others_fill_in():
     fams = [r["problem_id"].split("-")[0] for r in rows]
     assert len(rows) == 1200 and len(set(r["problem"] for r in rows)) == 1200
     assert 500 < fams.count("multiplication") < 720 and fams.count("addition") > 480
+
+
+def _written_digits(steps) -> str:
+    """The digits a column procedure writes, most significant first (final carry included)."""
+    import re
+
+    digits = []
+    for s in steps:
+        m = re.search(r"write (\d)", s.render())
+        if m:
+            digits.append(m.group(1))
+    return "".join(reversed(digits)).lstrip("0") or "0"
+
+
+@pytest.mark.parametrize("a,b", [(0, 0), (5, 7), (437, 85), (999, 1), (12, 9988), (505, 505)])
+def test_column_addition_writes_the_sum(a, b):
+    assert _written_digits(procedural.column_add(a, b)) == str(a + b)
+
+
+@pytest.mark.parametrize("a,b", [(65, 23), (81, 49), (100, 1), (1000, 999), (42, 42), (7, 0)])
+def test_column_subtraction_borrows_and_writes_the_difference(a, b):
+    steps = procedural.column_subtract(a, b)
+    assert _written_digits(steps) == str(a - b)
+    # a borrow is taken exactly where the written digits of a - b need one
+    needs = [(a // 10**i) % 10 < (b // 10**i) % 10 + ((a % 10**i) < (b % 10**i))
+             for i in range(len(str(a)))]
+    assert ["borrow 1." in s.render() for s in steps[2:]] == needs
+
+
+def test_every_arithmetic_step_is_one_fact():
+    # a multiplication line states the table fact, then adds the carry in single digits
+    sol = procedural.solve("Compute $47 \\times 8$.")
+    lines = [s.render() for s in sol.steps]
+    assert "ones: 7 x 8 = 56, 6 + 0 = 6, write 6 carry 5 + 0 = 5." in lines
+    assert "tens: 4 x 8 = 32, 2 + 5 = 7, write 7 carry 3 + 0 = 3." in lines
+    # moving a linear equation's constant is a column subtraction, then one division fact
+    sol = procedural.solve("Solve for $x$: $8x + 49 = 81$.")
+    lines = [s.render() for s in sol.steps]
+    assert "ones: 1 - 9 - 0 is negative, borrow: 11 - 9 - 0 = 2, write 2 borrow 1." in lines
+    assert "Multiples of 8 up to 32: 8 x 1 = 8, 8 x 2 = 16, 8 x 3 = 24, 8 x 4 = 32." in lines
+    assert lines[-1] == "Divide both sides by 8: x = 32 / 8 = 4."
+
+
+def test_linear_problems_have_positive_solutions_and_any_equation_still_solves():
+    rows = procedural.generate({"linear": {"max_coef": 9, "max_x": 9, "max_b": 50}}, 300, seed=4,
+                               split="train")
+    for row in rows:
+        _, (a, b, c) = procedural.parse(row["problem"])
+        assert 1 <= int(row["answer"]) <= 9 and c >= 0
+    # text from elsewhere (negative constants, non-integer solutions) is still solved exactly
+    assert procedural.solve("Solve for $x$: $3x - 40 = -10$.").answer == "10"
+    assert procedural.solve("Solve for $x$: $3x + 1 = 5$.").answer == "\\frac{4}{3}"

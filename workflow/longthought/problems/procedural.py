@@ -99,7 +99,10 @@ def place_values(n: int) -> Step:
     return Step(f"{n}: {', '.join(parts)}.", "")
 
 
-def solve_addition(a: int, b: int) -> Solution:
+# --- column arithmetic shared by the families -------------------------------------------------
+
+def column_add(a: int, b: int) -> list[Step]:
+    """a + b (a, b >= 0) written column by column: each line one digit fact plus a carry."""
     da, db = str(a)[::-1], str(b)[::-1]
     steps, carry = [place_values(a), place_values(b)], 0
     for i in range(max(len(da), len(db))):
@@ -111,10 +114,32 @@ def solve_addition(a: int, b: int) -> Solution:
         carry = s // 10
     if carry:
         steps.append(Step("final carry: write {v}.", str(carry)))
+    return steps
+
+
+def column_subtract(a: int, b: int) -> list[Step]:
+    """a - b (a >= b >= 0) written column by column, borrowing where a digit is too small."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    steps, borrow = [place_values(a), place_values(b)], 0
+    for i in range(len(da)):
+        x, y = int(da[i]), int(db[i]) if i < len(db) else 0
+        if x - y - borrow >= 0:
+            d = x - y - borrow
+            text = f"{_place(i)}: {x} - {y} - {borrow} = {{v}}, write {d} borrow 0."
+            borrow = 0
+        else:
+            d = 10 + x - y - borrow
+            text = (f"{_place(i)}: {x} - {y} - {borrow} is negative, borrow: "
+                    f"{10 + x} - {y} - {borrow} = {{v}}, write {d} borrow 1.")
+            borrow = 1
+        steps.append(Step(text, str(d), str(d + 1)))
+    return steps
+
+
+def solve_addition(a: int, b: int) -> Solution:
     total = a + b
-    steps.append(Step(f"So {a} + {b} = {{v}}.", str(total), str(total + 10)))
-    check = (f"Check: the ones digits {a % 10} + {b % 10} end in {total % 10}, and {total} "
-             f"ends in {total % 10}.")
+    steps = [*column_add(a, b), Step(f"So {a} + {b} = {{v}}.", str(total), str(total + 10))]
+    check = f"Check: {a % 10} + {b % 10} ends in {total % 10}, and so does {total}."
     return Solution("addition", str(total), steps, check)
 
 
@@ -127,64 +152,108 @@ def gen_multiplication(rng: random.Random, digits: int = 2, by_digits: int = 1) 
     return Problem("multiplication", (a, b), f"Compute ${a} \\times {b}$.")
 
 
+def multiply_by_digit(a: int, d: int, named: bool) -> list[Step]:
+    """a x d for one digit d: per digit of a, one table fact, then the carry in single digits.
+
+    `8 x 6 = 48, 8 + 5 = 13, write 3 carry 4 + 1 = 5`: the table fact, the incoming carry added
+    to its ones digit (the same one-digit sums as addition), and the new carry. Why: `8 x 6 + 5`
+    in one step asks a small model to compose two facts in one token; this asks one at a time.
+    """
+    steps, carry = [], 0
+    for i, ad in enumerate(str(a)[::-1]):
+        p = int(ad) * d
+        low = p % 10 + carry
+        new_carry = p // 10 + low // 10
+        place = f"{_place(i)}: " if named else ""
+        steps.append(Step(f"{place}{ad} x {d} = {{v}}, {p % 10} + {carry} = {low}, write "
+                          f"{low % 10} carry {p // 10} + {low // 10} = {new_carry}.",
+                          str(p), str(p + d)))
+        carry = new_carry
+    if carry:
+        steps.append(Step("final carry: write {v}.", str(carry)))
+    return steps
+
+
 def solve_multiplication(a: int, b: int) -> Solution:
     steps = [place_values(a)]
-    partials = []
     single = b < 10
+    running = 0
     for j, bd in enumerate(str(b)[::-1]):
         d = int(bd)
-        carry = 0
-        for i, ad in enumerate(str(a)[::-1]):
-            p = int(ad) * d + carry
-            place = f"{_place(i)}: " if single else ""
-            steps.append(Step(f"{place}{ad} x {d} + {carry} = {{v}}, write {p % 10} "
-                              f"carry {p // 10}.", str(p), str(p + d)))
-            carry = p // 10
-        if carry:
-            steps.append(Step("final carry: write {v}.", str(carry)))
+        steps += multiply_by_digit(a, d, named=single)
         partial = a * d * 10**j
-        partials.append(partial)
         if not single:
             shift = f" shifted {j} place{'s' if j > 1 else ''}" if j else ""
             steps.append(Step(f"So {a} x {d}{shift} = {{v}}.", str(partial)))
+            if j:  # add each new partial product to the running sum, column by column
+                steps += column_add(running, partial)
+                steps.append(Step(f"Running sum: {running} + {partial} = {{v}}.",
+                                  str(running + partial), str(running + partial + 10)))
+        running += partial
     total = a * b
-    if not single:
-        steps.append(Step(f"Add the partial products: {' + '.join(map(str, partials))} = {{v}}.",
-                          str(total), str(total + 10)))
     steps.append(Step(f"So {a} x {b} = {{v}}.", str(total), str(total + 10)))
-    check = (f"Check: the ones digits {a % 10} x {b % 10} = {(a % 10) * (b % 10)} end in "
-             f"{total % 10}, and {total} ends in {total % 10}.")
+    check = (f"Check: {a % 10} x {b % 10} = {(a % 10) * (b % 10)} ends in {total % 10}, "
+             f"and so does {total}.")
     return Solution("multiplication", str(total), steps, check)
 
 
 # --- linear equations -------------------------------------------------------------------------
 
-def gen_linear(rng: random.Random, max_coef: int = 9, max_x: int = 20, max_b: int = 50) -> Problem:
+def gen_linear(rng: random.Random, max_coef: int = 9, max_x: int = 9, max_b: int = 50) -> Problem:
+    """ax + b = c or ax - b = c with a positive integer solution x and c >= 0.
+
+    Why positive: then moving the constant is one column subtraction or addition of
+    non-negative numbers, a procedure a small model can learn (signs would double the cases).
+    """
     a = rng.randint(2, max_coef)
-    x = rng.randint(-max_x, max_x)
-    b = rng.randint(-max_b, max_b)
+    x = rng.randint(1, max_x)
+    b = rng.randint(0, max_b)
+    if rng.random() < 0.5 and a * x - b >= 0:
+        b = -b
     c = a * x + b
     sign = "+" if b >= 0 else "-"
     return Problem("linear", (a, b, c), f"Solve for $x$: ${a}x {sign} {abs(b)} = {c}$.")
 
 
+def divide_steps(n: int, a: int) -> list[Step]:
+    """n / a by counting up the multiples of a (when the quotient is a digit 1..9).
+
+    Why: a quotient recalled in one step is a fact per (n, a) pair that a small model meets
+    rarely; walking `a x 1, a x 2, ...` until the product is n uses only the multiplication
+    table, which every family practises, and is the try-and-check habit of a long thought.
+    """
+    if a < 1 or n < a or n % a or n // a > 9:
+        return []
+    products = ", ".join(f"{a} x {k} = {a * k}" for k in range(1, n // a + 1))
+    return [Step(f"Multiples of {a} up to {n}: {products}.", "")]
+
+
 def solve_linear(a: int, b: int, c: int) -> Solution:
+    """Move the constant (column by column when the numbers allow it), then divide."""
     rhs = c - b
-    x = rhs // a
     if b >= 0:
-        move = Step(f"Subtract {b} from both sides: {a}x = {c} - {b} = {{v}}.",
-                    str(rhs), str(rhs + 1))
+        steps = [Step(f"Subtract {b} from both sides: {a}x = {c} - {b}.", "")]
+        if c >= b >= 0:
+            steps += column_subtract(c, b)
+        steps.append(Step(f"So {c} - {b} = {{v}}.", str(rhs), str(rhs + 1)))
     else:
-        move = Step(f"Add {-b} to both sides: {a}x = {c} + {-b} = {{v}}.", str(rhs), str(rhs - 1))
-    steps = [move, Step(f"Divide both sides by {a}: x = {rhs} / {a} = {{v}}.", str(x), str(x + 1))]
+        steps = [Step(f"Add {-b} to both sides: {a}x = {c} + {-b}.", "")]
+        if c >= 0:
+            steps += column_add(c, -b)
+        steps.append(Step(f"So {c} + {-b} = {{v}}.", str(rhs), str(rhs - 1)))
+    x = Fraction(rhs, a)
+    plain = f"{x.numerator}/{x.denominator}" if x.denominator > 1 else str(x.numerator)
+    steps += divide_steps(rhs, a)
+    steps.append(Step(f"Divide both sides by {a}: x = {rhs} / {a} = {{v}}.", plain,
+                      str(x.numerator + 1) if x.denominator == 1 else None))
     sign = "+" if b >= 0 else "-"
-    return Solution("linear", str(x), steps,
-                    f"Check: {a} * {x} = {a * x}, and {a * x} {sign} {abs(b)} = {c}.")
+    check = (f"Check: {a} x {plain} = {rhs}, and {rhs} {sign} {abs(b)} = {c}.")
+    return Solution("linear", _latex_fraction(x), steps, check)
 
 
 # --- sums of fractions ------------------------------------------------------------------------
 
-def gen_fractions(rng: random.Random, max_den: int = 9) -> Problem:
+def gen_fractions(rng: random.Random, max_den: int = 6) -> Problem:
     b, d = rng.randint(2, max_den), rng.randint(2, max_den)
     a, c = rng.randint(1, b - 1), rng.randint(1, d - 1)
     # Short template on purpose: every word 8-gram of the text holds all four numbers, so n-gram
@@ -193,22 +262,56 @@ def gen_fractions(rng: random.Random, max_den: int = 9) -> Problem:
     return Problem("fractions", (a, b, c, d), text)
 
 
+def prime_factors(n: int) -> list[int]:
+    """Prime factors of n >= 2 with multiplicity, smallest first (12 -> [2, 2, 3])."""
+    out, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out + ([n] if n > 1 else [])
+
+
+def reduce_steps(num: int, den: int) -> list[Step]:
+    """num/den to lowest terms by trying each prime factor of the denominator in turn.
+
+    Why not `gcd(num, den) = g` in one step: that is a fact per pair of numbers, which a small
+    model meets too rarely to learn; "is 8 a multiple of 2" and "8 / 2 = 4" recur everywhere.
+    """
+    factors = prime_factors(den)
+    steps = [Step(f"Prime factors of {den}: {', '.join(map(str, factors))}.", "")]
+    for p in factors:
+        if num % p:
+            steps.append(Step(f"{p}: {num} is not a multiple of {p}.", ""))
+            continue
+        steps.append(Step(f"{p}: {num} / {p} = {{v}}, {den} / {p} = {den // p}, so "
+                          f"{num // p}/{den // p}.", str(num // p), str(num // p + 1)))
+        num, den = num // p, den // p
+    return steps
+
+
 def solve_fractions(a: int, b: int, c: int, d: int) -> Solution:
+    """Common denominator, scale each fraction (one fact per step), add, reduce."""
     den = b * d // gcd(b, d)
-    na, nc = a * (den // b), c * (den // d)
+    ka, kc = den // b, den // d
+    na, nc = a * ka, c * kc
     num = na + nc
-    g = gcd(num, den)
     q = Fraction(num, den)
     steps = [
-        Step(f"Common denominator of {b} and {d}: {{v}}.", str(den), str(b * d + 1)),
-        Step(f"{a}/{b} = {na}/{den} and {c}/{d} = {nc}/{den}.", ""),
-        Step(f"Add the numerators: {na} + {nc} = {{v}}, so the sum is {num}/{den}.",
-             str(num), str(num + 1)),
-        Step(f"gcd({num}, {den}) = {{v}}.", str(g)),
-        Step("Reduced: {v}.", f"{q.numerator}/{q.denominator}"),
+        Step(f"Common denominator of {b} and {d}: lcm({b}, {d}) = {{v}}.", str(den),
+             str(b * d + 1)),
+        Step(f"{a}/{b}: {den} / {b} = {{v}}, {a} x {ka} = {na}, so {na}/{den}.", str(ka)),
+        Step(f"{c}/{d}: {den} / {d} = {{v}}, {c} x {kc} = {nc}, so {nc}/{den}.", str(kc)),
+        Step(f"Add the numerators: {na} + {nc}.", ""),
+        *column_add(na, nc),
+        Step(f"So {na} + {nc} = {{v}}, and the sum is {num}/{den}.", str(num), str(num + 1)),
+        *reduce_steps(num, den),
+        Step("In lowest terms: {v}.", f"{q.numerator}/{q.denominator}"),
     ]
-    return Solution("fractions", _latex_fraction(q), steps,
-                    f"Check: {q.numerator} x {g} = {num} and {q.denominator} x {g} = {den}.")
+    check = (f"Check: {q.numerator} and {q.denominator} have no common factor, and "
+             f"{q.numerator}/{q.denominator} = {num}/{den}.")
+    return Solution("fractions", _latex_fraction(q), steps, check)
 
 
 # --- registry ---------------------------------------------------------------------------------

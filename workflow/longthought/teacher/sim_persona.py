@@ -52,25 +52,23 @@ def _plain(answer: str) -> str:
     return re.sub(r"\\frac\{(\d+)\}\{(\d+)\}", r"\1/\2", answer)
 
 
-_OPENINGS = [
-    "Okay, let me work through this carefully.",
-    "Alright, let me think about this step by step.",
-    "Let me start by understanding what is asked.",
-    "Okay, so I need to solve this.",
-]
+# Short on purpose: every word of a thought costs student training time, and a reasoning model's
+# habits (a plan, a slip noticed and fixed, a check) show in a few words as well as in many.
+_OPENINGS = ["Okay, let me work through this.", "Alright, step by step.", "Let me think.",
+             "Okay, let me solve this."]
 _GOALS = {
-    "addition": "I need to add the two numbers column by column, starting from the ones place.",
-    "multiplication": "I need to multiply digit by digit, keeping track of the carries.",
-    "linear": "I need to isolate x: first move the constant, then divide by the coefficient.",
-    "fractions": "I need a common denominator, then add the numerators and reduce.",
+    "addition": "Plan: add column by column from the ones.",
+    "multiplication": "Plan: multiply digit by digit with carries.",
+    "linear": "Plan: move the constant, then divide.",
+    "fractions": "Plan: common denominator, add, reduce.",
 }
 _SLIPS = [
     "Wait, that doesn't look right. Let me recompute: {fix}",
     "Hmm, wait. Let me recompute that step more carefully: {fix}",
     "Wait, I think I made a mistake there. Let me recompute: {fix}",
 ]
-_CHECK_INTROS = ["Let me double-check.", "Let me verify this another way.", "Quick sanity check."]
-_CLOSINGS = ["That confirms it.", "Good, that matches.", "Everything is consistent."]
+_CHECK_INTROS = ["Let me double-check.", "Let me verify.", "Quick check."]
+_CLOSINGS = ["Confirmed.", "Good, that matches.", "Consistent."]
 _FINALS = ["The answer is $\\boxed{{{a}}}$.", "**Final answer:** $\\boxed{{{a}}}$",
            "So the final answer is $\\boxed{{{a}}}$."]
 
