@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 SMALL = "tests/configs/small.yaml"
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a run of the workflow needs from the repo (the package itself is installed in the venv).
 WORKFLOW_FILES = ["Snakefile", "rules", "config", "envs", "data", "slurm", "profiles",
                   "tests/configs"]
@@ -97,3 +98,43 @@ def small_local_run(tmp_path_factory):
               ["--cores", "2", "--configfile", SMALL])
     yield run
     run.stop()
+
+
+def _unavailable() -> str | None:
+    """Why a cluster cannot be started on this machine, or None."""
+    if os.geteuid() != 0:
+        return "needs root to start a local SLURM cluster (scripts/slurm-up.sh)"
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        return "no SLURM installed and no apt-get to install slurm-wlm"
+    return None
+
+
+def _skip_or_fail(reason: str) -> None:
+    if CI:
+        pytest.fail(f"CI=true: the SLURM integration test is required, but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A running local SLURM cluster for the session: reused when already up (and then left
+    up), else started here and stopped at the end. Skips where none can start; CI=true fails."""
+    reason = _unavailable()
+    if reason:
+        _skip_or_fail(reason)
+    up = subprocess.run(
+        ["bash", "scripts/slurm-up.sh", "--check"], cwd=REPO, capture_output=True, text=True
+    )
+    was_up = up.returncode == 0
+    if not was_up:
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            ["bash", "scripts/slurm-up.sh"], cwd=REPO, capture_output=True, text=True, timeout=600
+        )
+        print(f"slurm-up.sh: {time.monotonic() - t0:.1f} s\n{proc.stderr}")
+        if proc.returncode == 3:
+            _skip_or_fail(proc.stderr.strip().splitlines()[-1])
+        assert proc.returncode == 0, f"scripts/slurm-up.sh failed:\n{proc.stderr[-4000:]}"
+    yield
+    if not was_up:
+        subprocess.run(["bash", "scripts/slurm-down.sh"], cwd=REPO, capture_output=True)

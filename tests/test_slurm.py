@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -33,7 +31,6 @@ pytestmark = pytest.mark.slurm
 
 CI_PROFILE = "profiles/ci-slurm"
 FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Rules that must run as SLURM jobs and rules that must not, whatever else the workflow grows.
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
 MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
@@ -49,45 +46,6 @@ FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)
 PROVENANCE_KEYS = ("slurm_job_id", "created", "started", "finished", "timings", "model_files")
 # Columns that measure time or memory, not results: they differ between any two runs.
 VOLATILE = re.compile(r"(^|_)(latency|wall|elapsed|duration)(_s)?$|_per_s$|^mem_mb$|_at$|time")
-
-
-def _unavailable() -> str | None:
-    """Why a cluster cannot be started on this machine, or None."""
-    if os.geteuid() != 0:
-        return "needs root to start a local SLURM cluster (scripts/slurm-up.sh)"
-    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
-        return "no SLURM installed and no apt-get to install slurm-wlm"
-    return None
-
-
-def _skip_or_fail(reason: str) -> None:
-    if CI:
-        pytest.fail(f"CI=true: the SLURM integration test is required, but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A running cluster: reused when already up (and then left up), else started and stopped."""
-    reason = _unavailable()
-    if reason:
-        _skip_or_fail(reason)
-    up = subprocess.run(
-        ["bash", "scripts/slurm-up.sh", "--check"], cwd=REPO, capture_output=True, text=True
-    )
-    was_up = up.returncode == 0
-    if not was_up:
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            ["bash", "scripts/slurm-up.sh"], cwd=REPO, capture_output=True, text=True, timeout=600
-        )
-        print(f"slurm-up.sh: {time.monotonic() - t0:.1f} s\n{proc.stderr}")
-        if proc.returncode == 3:
-            _skip_or_fail(proc.stderr.strip().splitlines()[-1])
-        assert proc.returncode == 0, f"scripts/slurm-up.sh failed:\n{proc.stderr[-4000:]}"
-    yield
-    if not was_up:
-        subprocess.run(["bash", "scripts/slurm-down.sh"], cwd=REPO, capture_output=True)
 
 
 Job = tuple[str, str]  # (rule, wildcard values as the SLURM plugin joins them)

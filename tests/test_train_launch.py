@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -143,23 +142,13 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-3, atol=1e-4)
 
 
-def _slurm_up() -> bool:
-    if not shutil.which("sbatch"):
-        return False
-    check = subprocess.run(["bash", "scripts/slurm-up.sh", "--check"], cwd=ROOT,
-                           capture_output=True)
-    return check.returncode == 0
-
-
 @pytest.mark.slurm
-def test_multinode_script_under_a_real_slurm_allocation(tmp_path):
+def test_multinode_script_under_a_real_slurm_allocation(tmp_path, cluster):
     """sbatch -> scripts/train-multinode.sh -> srun -> accelerate launch (2 processes, CPU gloo).
 
-    Uses the local cluster of scripts/slurm-up.sh when it is already up (tests/test_slurm.py
-    starts it); a one-node cluster, so this checks the SLURM plumbing, not several nodes.
+    On the session's local cluster (the `cluster` fixture: scripts/slurm-up.sh); a one-node
+    cluster, so this checks the SLURM plumbing, not several nodes.
     """
-    if not _slurm_up():
-        pytest.skip("no local SLURM cluster up (scripts/slurm-up.sh)")
     think = synthetic_dataset(8, seed=4, name="longthought-arith")
     write_table(think, tmp_path / "think.parquet", "dataset")
     write_table(traces_from_dataset(think), tmp_path / "traces.parquet", "traces")
