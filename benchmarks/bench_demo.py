@@ -1,10 +1,11 @@
 """`make demo` from a fresh clone, timed: installation, the workflow, and what the student learned.
 
-Clones this repository (its committed HEAD) into a temporary directory, runs `make install` and
-then `make demo` (now only the workflow, `snakemake --cores 2`) with wall-clock timing, and reads the held-out
-results from the demo's DuckDB file: pass@1 of the trained student, of the untrained student and
-of the sim teacher, and the seconds each rule took (Snakemake's benchmark files). Issue 2's targets:
-the whole demo under 10 minutes on a 2-core machine, trained pass@1 >= 0.80, untrained near 0.
+Clones this repository (its committed HEAD) into a temporary directory, runs `make install`, then
+`make demo` (now only the workflow, `snakemake --cores 2`) with wall-clock timing, and reads the
+held-out results from the demo's DuckDB file: pass@1 of the trained student, of the untrained
+student and of the sim teacher, and the seconds each rule took (Snakemake's benchmark files).
+Issue 2's targets: the whole demo under 10 minutes on a 2-core machine, trained pass@1 >= 0.80,
+untrained near 0.
 
     .venv/bin/python benchmarks/bench_demo.py [--keep DIR] [--cores 2]
 
