@@ -55,12 +55,13 @@ def _job_seconds(repo: Path) -> dict[str, float]:
     """Wall seconds per rule (summed over its jobs), from Snakemake's benchmark files."""
     import csv
 
+    logs = repo / "results" / "logs"
     out: dict[str, float] = {}
-    for tsv in sorted((repo / "results" / "logs").glob("*/*.tsv")):
+    for tsv in sorted(logs.rglob("*.tsv")):  # results/logs/<rule>/[<model>/]<name>.tsv
         with tsv.open() as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
         if rows and "s" in rows[0]:
-            rule = tsv.parent.name
+            rule = tsv.relative_to(logs).parts[0]
             out[rule] = round(out.get(rule, 0.0) + float(rows[0]["s"]), 1)
     return out
 

@@ -1,7 +1,7 @@
 """Batched vs sequential generation on the transformers backend, on the demo-sized student.
 
 Uses the trained demo student (results/models/tiny) when it exists, else builds a random model of
-the demo config's size (hidden 128, 4 layers, 4 heads, 2 KV heads, MLP 384, vocab 512) locally.
+the demo config's size (hidden 192, 4 layers, 6 heads, 2 KV heads, MLP 512, vocab 512) locally.
 Generates the same samples twice, batched (batch_size = --batch-size) and sequentially
 (batch_size = 1), checks they are identical, and prints samples per second. Last line: JSON.
 
@@ -23,10 +23,10 @@ from longthought.evaluate.backends import generate_texts
 from longthought.evaluate.fixtures import build_tiny_chat_model
 from longthought.problems.procedural import generate
 
-DEMO = {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "num_kv_heads": 2,
-        "intermediate_size": 384, "vocab_size": 512}
+DEMO = {"hidden_size": 192, "num_layers": 4, "num_heads": 6, "num_kv_heads": 2,
+        "intermediate_size": 512, "vocab_size": 512}
 FAMILIES = {"addition": {"digits": 3}, "multiplication": {"digits": 2, "by_digits": 1},
-            "linear": {"max_coef": 9, "max_x": 20, "max_b": 50}, "fractions": {"max_den": 9}}
+            "linear": {"max_coef": 9, "max_x": 9, "max_b": 50}, "fractions": {"max_den": 6}}
 
 
 def main() -> None:
