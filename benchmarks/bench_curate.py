@@ -6,12 +6,13 @@ in a fresh process per configuration while sampling the resident memory of that 
 workers: with 1 worker, with 2 workers, and with 2 workers but no decontamination (to price
 decontamination against AIME24 + MATH500, or same-sized synthetic sets without ../shared).
 
-    .venv/bin/python benchmarks/bench_curate.py --rows 10000
+    .venv/bin/python benchmarks/bench_curate.py            # 100,000 traces, ~6 min on 2 cores
 
-The last line is a JSON object: rows, rows_per_s, peak_rss_mb, kept, rejected (for the 2-worker
-run), plus per-run figures (with the machine's load average: on a shared machine the 1 -> 2
-worker speed-up is only as good as the idle cores), the speed-up, and the decontamination
-overhead (its own measured time as a share of the run, beside the noisier wall-clock difference).
+The last line is a JSON object: rows, rows_per_s, peak_rss_mb (and peak_anon_mb, without the
+export's memory-mapped file pages), kept, rejected (for the 2-worker run), plus per-run figures
+(with the machine's load average: on a shared machine the 1 -> 2 worker speed-up is only as good
+as the idle cores), the speed-up, and the decontamination overhead (its own measured time as a
+share of the run, beside the noisier wall-clock difference).
 """
 
 from __future__ import annotations
@@ -72,19 +73,36 @@ def _benchmarks(workdir: Path) -> list[str]:
     return paths
 
 
+def _anon_bytes(pid: int) -> int:
+    """Anonymous resident memory (heap, not file-backed pages) of one process; 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _sample_rss(pid: int, stop: threading.Event, peak: list[float]) -> None:
+    """peak = [RSS, anonymous RSS] of the process tree, in MiB. RSS also counts file pages the
+    run maps (the Hugging Face export memory-maps its Arrow files); anonymous is what it holds."""
     import psutil
 
     proc = psutil.Process(pid)
     while not stop.is_set():
         try:
-            total = proc.memory_info().rss
-            for child in proc.children(recursive=True):
+            procs = [proc, *proc.children(recursive=True)]
+            total = anon = 0
+            for p in procs:
                 try:
-                    total += child.memory_info().rss
+                    total += p.memory_info().rss
+                    anon += _anon_bytes(p.pid)
                 except psutil.Error:
                     pass
             peak[0] = max(peak[0], total / 2**20)
+            peak[1] = max(peak[1], anon / 2**20)
         except psutil.Error:
             break
         time.sleep(0.2)
@@ -107,7 +125,7 @@ def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)],
                             stdout=subprocess.PIPE, text=True)
-    peak, stop = [0.0], threading.Event()
+    peak, stop = [0.0, 0.0], threading.Event()
     sampler = threading.Thread(target=_sample_rss, args=(proc.pid, stop, peak), daemon=True)
     sampler.start()
     out, _ = proc.communicate()
@@ -124,7 +142,8 @@ def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
             "seconds_decontaminate": summary["seconds_decontaminate"],
             "load_average": round(os.getloadavg()[0], 2),
             "rows_per_s": round(summary["rows"] / wall, 1),
-            "peak_rss_mb": round(peak[0], 1), "kept": summary["kept"],
+            "peak_rss_mb": round(peak[0], 1), "peak_anon_mb": round(peak[1], 1),
+            "kept": summary["kept"],
             "rejected": summary["rejected"], "rows": summary["rows"]}
 
 
@@ -155,11 +174,13 @@ def main() -> None:
             _run(traces, benches, 2, False, workdir)]
     for r in runs:
         print(f"{r['run']:>10}: {r['seconds']:8.1f} s  {r['rows_per_s']:8.1f} rows/s  "
-              f"peak RSS {r['peak_rss_mb']:8.1f} MiB  kept {r['kept']}  rejected {r['rejected']}")
+              f"peak RSS {r['peak_rss_mb']:8.1f} MiB (anonymous {r['peak_anon_mb']:7.1f})  "
+              f"kept {r['kept']}  rejected {r['rejected']}")
     w1, w2, nodecon = runs
     result = {
         "rows": n, "rows_per_s": w2["rows_per_s"], "peak_rss_mb": max(r["peak_rss_mb"]
                                                                        for r in runs),
+        "peak_anon_mb": max(r["peak_anon_mb"] for r in runs),
         "kept": w2["kept"], "rejected": w2["rejected"],
         "tokens_per_trace": [args.min_tokens, args.max_tokens],
         "traces_parquet_mb": round(size_mb, 1), "cpu_count": os.cpu_count(),

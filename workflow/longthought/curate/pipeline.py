@@ -128,7 +128,9 @@ class _Row:
 
 def _open_traces(path: str) -> pq.ParquetFile:
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer off: with it, iterating a large file kept every read column chunk alive
+        # (Arrow memory grew ~6 KB per trace row); without it memory stays flat
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except FileNotFoundError:
         raise
     except Exception as exc:
@@ -139,12 +141,17 @@ def _open_traces(path: str) -> pq.ParquetFile:
     return pf
 
 
-def _batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
+def _arrow_batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
+    """(first row number, Arrow record batch) over the file, `rows` at a time."""
     offset = 0
-    for batch in pf.iter_batches(batch_size=rows, columns=columns):
-        records = batch.to_pylist()
-        yield offset, records
-        offset += len(records)
+    for batch in pf.iter_batches(batch_size=rows, columns=columns, use_threads=False):
+        yield offset, batch
+        offset += batch.num_rows
+
+
+def _batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
+    for offset, batch in _arrow_batches(pf, rows, columns):
+        yield offset, batch.to_pylist()
 
 
 def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], out: str,
@@ -171,8 +178,10 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     try:
         for fi, (path, pf) in enumerate(zip(traces, files, strict=True)):
             window: list[dict] = []
-            for offset, records in _batches(pf, batch_rows, READ_COLUMNS):
-                window.append({"records": records, "spec": item_spec, "offset": offset})
+            # Arrow batches go to the workers as they are: the long texts become Python strings
+            # only there, so the parent's heap holds nothing per row but the small results.
+            for offset, batch in _arrow_batches(pf, batch_rows, READ_COLUMNS):
+                window.append({"batch": batch, "spec": item_spec, "offset": offset})
                 if len(window) >= 2 * workers:
                     rows += _analyse_window(window, analyser, checker, filters, path, fi, seen)
                     window = []
@@ -221,7 +230,7 @@ def _analyse_window(window: list[dict], analyser: DeadlinePool, checker: AnswerC
     out: list[_Row] = []
     for item, (status, value) in zip(window, analyser.map(window), strict=True):
         if status != OK:
-            first, last = item["offset"], item["offset"] + len(item["records"]) - 1
+            first, last = item["offset"], item["offset"] + item["batch"].num_rows - 1
             raise RuntimeError(f"{path}: analysing rows {first}-{last} failed ({status}): {value}")
         for res in value:
             if not res.sample_id:  # no trace_id: name the row by its place
@@ -443,6 +452,12 @@ def _write_dataset(dataset: str, paths: list[str], files: list[pq.ParquetFile],
     return writer.rows
 
 
+def _jsonl_rows(path: str):
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
 def _save_hf(export: Path) -> None:
     """data.jsonl -> `datasets.Dataset.save_to_disk(export/hf)`, streamed through a temp cache."""
     import datasets
@@ -460,8 +475,9 @@ def _save_hf(export: Path) -> None:
         if data.stat().st_size == 0:  # one explicit (empty) shard: zero shards do not load
             ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
             ds.save_to_disk(str(export / "hf"), num_shards=1)
-        else:
-            ds = datasets.Dataset.from_json(str(data), features=features, cache_dir=str(cache))
+        else:  # streamed a line at a time: from_json would parse the whole file in memory
+            ds = datasets.Dataset.from_generator(_jsonl_rows, gen_kwargs={"path": str(data)},
+                                                 features=features, cache_dir=str(cache))
             ds.save_to_disk(str(export / "hf"))
     finally:
         shutil.rmtree(cache, ignore_errors=True)

@@ -41,7 +41,7 @@ _LETTER_RE = re.compile(r"[^\W\d_]")
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 
-@dataclass
+@dataclass(slots=True)
 class RowResult:
     """What one trace row told us; small enough to keep for 100k+ rows."""
 
@@ -105,13 +105,15 @@ def _tokenizer(name: str) -> Any:
 
 
 def analyse_batch(item: dict) -> list[RowResult]:
-    """Handler for `DeadlinePool`: item = {records, spec, offset}; one RowResult per record."""
+    """Handler for `DeadlinePool`: item = {batch (Arrow) or records (dicts), spec, offset};
+    one RowResult per row."""
     spec, offset = item["spec"], item["offset"]
     filters, fmt = spec["filters"], spec["format"]
-    out = [_analyse(rec, offset + i, filters, fmt) for i, rec in enumerate(item["records"])]
+    records = item["batch"].to_pylist() if "batch" in item else item["records"]
+    out = [_analyse(rec, offset + i, filters, fmt) for i, rec in enumerate(records)]
     tok_name = filters.get("tokenizer")
     if tok_name:
-        todo = [(r, rec) for r, rec in zip(out, item["records"], strict=True)
+        todo = [(r, rec) for r, rec in zip(out, records, strict=True)
                 if r.filter is None]
         if todo:
             texts = [assistant_text(*split_trace(rec), fmt["thinking"]) for _, rec in todo]
