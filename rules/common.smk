@@ -333,22 +333,24 @@ def student_spec(student):
     return {k: v for k, v in config["students"][student].items() if k != "resources"}
 
 
-def fail_once(rule):
+def fail_once(rule_name):
     """Test-only fault injection, config `testing.fail_once: [<rule>, ...]` (tests/test_slurm.py).
 
-    A shell prefix that makes the first attempt of every job of `rule` exit 1 before any work, so
-    retries are tested on a real cluster. It leaves results/testing/fail_once/<rule>/<wildcards>;
-    the next attempt finds it and runs normally. Empty (no effect) unless `rule` is listed.
+    A shell prefix that makes the first attempt of every job of `rule_name` exit 1 before any
+    work, so retries are tested on a real cluster. It leaves
+    results/testing/fail_once/<rule>/<wildcards>; the next attempt finds it and runs normally.
+    Empty (no effect) unless `rule_name` is listed. (Named so: `snakemake --lint` takes the word
+    rule followed by a colon anywhere in a file for a rule definition.)
     """
 
     def prefix(wildcards):
-        if rule not in (config.get("testing") or {}).get("fail_once", []):
+        if rule_name not in (config.get("testing") or {}).get("fail_once", []):
             return ""
         tag = ",".join(f"{k}={v}" for k, v in wildcards.items()) or "all"
-        marker = shlex.quote(f"results/testing/fail_once/{rule}/{tag}")
+        marker = shlex.quote(f"results/testing/fail_once/{rule_name}/{tag}")
         return (
             f'if [ ! -e {marker} ]; then mkdir -p "$(dirname {marker})" && touch {marker}'
-            f" && echo 'testing.fail_once: {rule} fails its first attempt on purpose' >&2"
+            f" && echo 'testing.fail_once: {rule_name} fails its first attempt on purpose' >&2"
             " && exit 1; fi; "
         )
 
