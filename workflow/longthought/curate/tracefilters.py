@@ -105,11 +105,11 @@ def _tokenizer(name: str) -> Any:
 
 
 def analyse_batch(item: dict) -> list[RowResult]:
-    """Handler for `DeadlinePool`: item = {batch (Arrow) or records (dicts), spec, offset};
-    one RowResult per row."""
+    """Handler for `DeadlinePool`: item = {batch (an Arrow record batch), spec, offset}; one
+    RowResult per row."""
     spec, offset = item["spec"], item["offset"]
     filters, fmt = spec["filters"], spec["format"]
-    records = item["batch"].to_pylist() if "batch" in item else item["records"]
+    records = item["batch"].to_pylist()
     out = [_analyse(rec, offset + i, filters, fmt) for i, rec in enumerate(records)]
     tok_name = filters.get("tokenizer")
     if tok_name:

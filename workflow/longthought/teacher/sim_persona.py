@@ -137,7 +137,7 @@ def _rewrite(sol: Solution, rng: random.Random, final: str, final_plain: str | N
         "Let's solve this problem carefully, one step at a time, explaining each move.",
         "We work through the problem in detail, step by step, before stating the answer.",
     ])
-    goal = _GOALS.get(sol.family, "We proceed step by step.").replace("I need to", "We need to")
+    goal = _GOALS.get(sol.family, "We proceed step by step.")
     out = [intro, "", goal]
     for i, line in enumerate(lines, 1):
         out.append(f"Step {i}: {line}")
