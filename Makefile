@@ -8,16 +8,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+# The installer: uv (pinned, itself installed by pip into the venv) resolves and installs the ~130
+# packages in seconds where pip takes over a minute on 2 cores. INSTALLER=pip uses plain pip.
+INSTALLER ?= uv
+UV_VERSION ?= 0.13.9
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# uv does not read pip's configuration: hand it pip's find-links (env PIP_FIND_LINKS and pip.conf,
+# e.g. a local directory holding a CPU torch wheel) and an index set in the environment.
+PIP_LINKS := $(strip $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+UV_SOURCES := $(foreach link,$(sort $(PIP_LINKS)),--find-links $(link)) \
+	$(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL)) \
+	$(foreach url,$(PIP_EXTRA_INDEX_URL),--extra-index-url $(url))
+ifeq ($(INSTALLER),uv)
+PIP_INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python $(UV_SOURCES)
+else
+PIP_INSTALL = $(BIN)/pip install -q
+endif
 
 .PHONY: install demo test test-slurm test-fast lint format bench clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "longthought needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(INSTALLER),uv)
+	$(BIN)/pip install -q "uv==$(UV_VERSION)"
+else
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e '.[dev]'
+endif
+	$(PIP_INSTALL) "$(TORCH)"
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,8 +9,9 @@ untrained near 0.
 
     .venv/bin/python benchmarks/bench_demo.py [--keep DIR] [--cores 2]
 
-Run it on a quiet machine: any other load on the cores shows up as minutes. The last line is a
-JSON object.
+Run it on a quiet machine: any other load on the cores shows up as minutes. The install starts
+from an empty download cache (as on a fresh machine) unless --warm-cache. The last line is a JSON
+object.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _timed(cmd: list[str], cwd: Path, log: Path) -> float:
+def _timed(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> float:
     """Run `cmd` in `cwd` with its output in `log`; seconds taken (raises if it fails)."""
     t0 = time.monotonic()
     with log.open("w") as fh:
-        code = subprocess.call(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        code = subprocess.call(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}; see {log}")
     return time.monotonic() - t0
@@ -70,6 +71,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", default=None, help="clone here and keep it (default: a temp dir)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--warm-cache", action="store_true",
+                    help="let the installer use its usual download cache (default: an empty one, "
+                         "as on a fresh machine)")
     args = ap.parse_args()
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_demo.")
     base = Path(args.keep or tmp.name)
@@ -77,9 +81,13 @@ def main() -> None:
     repo = base / "longthought"
     subprocess.check_call(["git", "clone", "-q", str(ROOT), str(repo)])
     env_note = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()[0]}
-    install_s = _timed(["make", "install"], repo, base / "install.log")
+    env = dict(os.environ)
+    if not args.warm_cache:  # nothing downloaded before: every package comes from the registry
+        env["UV_CACHE_DIR"] = str(base / "uv-cache")
+        env["PIP_NO_CACHE_DIR"] = "1"
+    install_s = _timed(["make", "install"], repo, base / "install.log", env)
     # `make demo` after `make install`: its install step is then a no-op, the rest is the workflow
-    workflow_s = _timed(["make", "demo", f"CORES={args.cores}"], repo, base / "workflow.log")
+    workflow_s = _timed(["make", "demo", f"CORES={args.cores}"], repo, base / "workflow.log", env)
     result = {"install_s": round(install_s, 1), "workflow_s": round(workflow_s, 1),
               "demo_s": round(install_s + workflow_s, 1), **_results(repo), **env_note}
     print(f"install {install_s:.0f} s, workflow {workflow_s:.0f} s, "

@@ -17,7 +17,10 @@ rule generalize_local:
         model=_alternatives(LOCAL_MODELS),
     conda:
         "../envs/longthought.yaml"
-    threads: 2
+    # One thread: a job is a few dozen short generations, mostly process start-up (imports,
+    # single-threaded), so on a laptop two jobs side by side finish sooner than one on two
+    # threads; on SLURM the job's CPUs come from evaluation.resources (cpus_per_gpu).
+    threads: 1
     resources:
         **eval_resources(),
     params:
@@ -34,4 +37,3 @@ use rule generalize_local as generalize_api with:
         data=lambda w: source_files(config["generalization"]["sets"][w.gset]),
     wildcard_constraints:
         model=_alternatives(API_MODELS),
-    threads: 1
