@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 # The installer: uv (pinned, itself installed by pip into the venv) resolves and installs the ~130
 # packages in seconds where pip takes over a minute on 2 cores. INSTALLER=pip uses plain pip.
+# --compile-bytecode as pip does: without .pyc files (or with PYTHONDONTWRITEBYTECODE set) every
+# job would compile torch and transformers again at start, ~2x the time of each short job.
 INSTALLER ?= uv
 UV_VERSION ?= 0.13.9
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -21,7 +23,7 @@ UV_SOURCES := $(foreach link,$(sort $(PIP_LINKS)),--find-links $(link)) \
 	$(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL)) \
 	$(foreach url,$(PIP_EXTRA_INDEX_URL),--extra-index-url $(url))
 ifeq ($(INSTALLER),uv)
-PIP_INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python $(UV_SOURCES)
+PIP_INSTALL = $(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python $(UV_SOURCES)
 else
 PIP_INSTALL = $(BIN)/pip install -q
 endif
