@@ -291,6 +291,29 @@ def generalization_outputs():
     ]
 
 
+def generalization_sets():
+    return list((config.get("generalization") or {}).get("sets") or {})
+
+
+def generalization_source_files():
+    sets = (config.get("generalization") or {}).get("sets") or {}
+    return [f for spec in sets.values() for f in source_files(spec)]
+
+
+def generalize_args(model):
+    """`--set S --spec JSON --out F --items F` for every set: one job runs a model on all sets.
+
+    Quoted here (not with {:q}) because the pairs repeat; the specs are params, so editing one
+    set's config re-runs this model's job.
+    """
+    args = []
+    for gset in generalization_sets():
+        base = f"results/generalization/{model}/{gset}"
+        args += ["--set", gset, "--spec", as_json(generalize_spec(model, gset))]
+        args += ["--out", f"{base}.parquet", "--items", f"{base}.items.parquet"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
 def generalize_spec(model, gset):
     gen = config["generalization"]
     judge = gen.get("judge")

@@ -5,35 +5,40 @@
 rule generalize_local:
     input:
         model=lambda w: model_input(w.model),
-        data=lambda w: source_files(config["generalization"]["sets"][w.gset]),
+        data=generalization_source_files(),
     output:
-        table="results/generalization/{model}/{gset}.parquet",
-        per_item="results/generalization/{model}/{gset}.items.parquet",
+        tables=expand(
+            "results/generalization/{{model}}/{gset}.parquet",
+            gset=generalization_sets(),
+        ),
+        per_item=expand(
+            "results/generalization/{{model}}/{gset}.items.parquet",
+            gset=generalization_sets(),
+        ),
     log:
-        "results/logs/generalize/{model}/{gset}.log",
+        "results/logs/generalize/{model}.log",
     benchmark:
-        "results/logs/generalize/{model}/{gset}.tsv"
+        "results/logs/generalize/{model}.tsv"
     wildcard_constraints:
         model=_alternatives(LOCAL_MODELS),
     conda:
         "../envs/longthought.yaml"
-    # One thread: a job is a few dozen short generations, mostly process start-up (imports,
-    # single-threaded), so on a laptop two jobs side by side finish sooner than one on two
-    # threads; on SLURM the job's CPUs come from evaluation.resources (cpus_per_gpu).
-    threads: 1
+    # One job per model for all sets: the model loads once (a GPU job on SLURM; on a laptop each
+    # process spends ~6 s importing torch and transformers, more than a demo set's generation).
+    threads: 2
     resources:
         **eval_resources(),
     params:
-        spec=lambda w: as_json(generalize_spec(w.model, w.gset)),
+        args=lambda w: generalize_args(w.model),
         cache=config["cache_dir"],
     shell:
-        "longthought generalize --model {wildcards.model} --set {wildcards.gset}"
-        " --spec {params.spec:q} --cache-dir {params.cache} --out {output.table}"
-        " --items {output.per_item} > {log} 2>&1"
+        "longthought generalize --model {wildcards.model} {params.args}"
+        " --cache-dir {params.cache} > {log} 2>&1"
 
 
 use rule generalize_local as generalize_api with:
     input:
-        data=lambda w: source_files(config["generalization"]["sets"][w.gset]),
+        data=generalization_source_files(),
     wildcard_constraints:
         model=_alternatives(API_MODELS),
+    threads: 1

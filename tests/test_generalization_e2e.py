@@ -199,3 +199,26 @@ def test_cli_verbs_and_human_scores(sim_url: str, tmp_path: Path) -> None:
     before = table.assign(model="tiny@init")
     md = generalization_markdown(pd.concat([before, table], ignore_index=True))
     assert "| general QA | qa-demo | score | sim-judge |" in md
+
+
+def test_one_call_runs_several_sets(sim_url: str, tmp_path: Path) -> None:
+    """The rule's form: repeated --set/--spec/--out/--items pairs in one process."""
+    model = _api_model(sim_url, "tiny")
+    judge = {"name": "sim-judge", **CONFIG["teachers"]["sim-judge"]}
+    argv = ["generalize", "--model", "tiny", "--cache-dir", str(tmp_path / "cache")]
+    for name in ("facts-demo", "syco-probe"):
+        gset = _set(name, sample_size=4) if name == "syco-probe" else _set(name)
+        argv += ["--set", name, "--spec", json.dumps(_spec(model, gset, judge)),
+                 "--out", str(tmp_path / f"{name}.parquet"),
+                 "--items", str(tmp_path / f"{name}.items.parquet")]
+    assert main(argv) == 0
+    facts = read_table(tmp_path / "facts-demo.parquet", "generalization")
+    probe = read_table(tmp_path / "syco-probe.parquet", "generalization")
+    assert set(facts["benchmark"]) == {"facts-demo"} and set(probe["benchmark"]) == {"syco-probe"}
+    assert set(probe["judge"]) == {"rule"} and set(facts["judge"]) == {"sim-judge"}
+
+    # an unpaired --items is refused before any set runs
+    again = [a.replace(str(tmp_path), str(tmp_path / "again")) for a in argv[:-2]]
+    (tmp_path / "again").mkdir()
+    assert main(again) == 2
+    assert not list((tmp_path / "again").iterdir())

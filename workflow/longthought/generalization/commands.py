@@ -9,14 +9,21 @@ from longthought.cli import spec_arg
 
 
 def _generalize(args: argparse.Namespace) -> int:
+    """One model on one or more sets, in order: the model loads once for all of them."""
     from longthought.generalization.run import generalize
 
+    counts = {len(v) for v in (args.set, args.spec, args.out, args.items)}
+    if len(counts) != 1:
+        raise ValueError("generalize: give one --spec, --out and --items per --set (got "
+                         f"{len(args.set)} --set, {len(args.spec)} --spec, {len(args.out)} "
+                         f"--out, {len(args.items)} --items)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    table = generalize(args.spec, args.out, args.items, args.cache_dir, args.model, args.set)
-    head = table.iloc[0]
-    print(f"longthought generalize: {args.model} on {args.set}: {head['metric']} "
-          f"{head['value']:.1f} (n={head['n']}, judge {head['judge']}) -> {args.out}")
+    for gset, spec, out, items in zip(args.set, args.spec, args.out, args.items, strict=True):
+        table = generalize(spec, out, items, args.cache_dir, args.model, gset)
+        head = table.iloc[0]
+        print(f"longthought generalize: {args.model} on {gset}: {head['metric']} "
+              f"{head['value']:.1f} (n={head['n']}, judge {head['judge']}) -> {out}", flush=True)
     return 0
 
 
@@ -46,17 +53,21 @@ def _generalize_human(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this subpackage's verbs to the `longthought` parser."""
-    p = sub.add_parser("generalize", help="judge a model on a safety/factuality/sycophancy/QA set")
+    p = sub.add_parser("generalize", help="judge a model on safety/factuality/sycophancy/QA sets",
+                       description="Repeat --set/--spec/--out/--items (in that pairing) to run "
+                                   "several sets in one process: the model loads once.")
     p.add_argument("--model", required=True, help="model name (as in config) written in each row")
-    p.add_argument("--set", required=True, help="set name under generalization.sets")
-    p.add_argument("--spec", required=True, type=spec_arg,
-                   help='JSON: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
+    p.add_argument("--set", required=True, action="append",
+                   help="set name under generalization.sets (repeatable)")
+    p.add_argument("--spec", required=True, type=spec_arg, action="append",
+                   help='JSON per set: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
                         '<teacher config + name, or null>, "judge_prompt": {system, user, '
                         'letters} or null, "sampling": {n, temperature, top_p, max_new_tokens, '
                         'seed, system}, "batch_size": .., "checker": {timeout_s, workers}}')
-    p.add_argument("--out", required=True, help="aggregated table to write (generalization "
-                                                "schema, parquet)")
-    p.add_argument("--items", required=True, help="per-item table to write (parquet)")
+    p.add_argument("--out", required=True, action="append",
+                   help="aggregated table to write per set (generalization schema, parquet)")
+    p.add_argument("--items", required=True, action="append",
+                   help="per-item table to write per set (parquet)")
     p.add_argument("--cache-dir", default=None, help="API request cache directory")
     p.set_defaults(func=_generalize)
 
