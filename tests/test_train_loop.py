@@ -75,6 +75,7 @@ def test_two_stages_write_model_log_and_hparams(world):
     assert [s["steps"] for s in hp["stages"]] == [3, 12]
     assert hp["stages"][1]["warmup_steps"] == 2 and hp["base_model"] == "tiny"
     assert {"torch", "transformers", "accelerate"} <= set(hp["packages"])
+    assert hp["optimizer"].startswith("AdamW (fused)")  # one process, no sharding: fused
     assert not Path(f"{out}.ckpt").exists() and not (world / ".m1.tmp").exists()
 
 

@@ -42,6 +42,8 @@ from longthought.train.student import resolve_model_path
 
 LOG_FILE = "train_log.parquet"
 HPARAMS_FILE = "hparams.json"
+# accelerate distributed types whose parameters are plain local tensors (fused AdamW applies)
+FUSED_ADAMW_TYPES = ("NO", "MULTI_GPU", "MULTI_CPU")
 
 
 def attention_available(name: str) -> str:
@@ -131,9 +133,13 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    # fused: one kernel per step instead of a dozen per tensor (about 10% of a tiny model's CPU
+    # step); left to the default where FSDP/DeepSpeed shard or wrap the parameters
+    fused = accelerator.distributed_type in FUSED_ADAMW_TYPES
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.stages[0].weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.stages[0].lr, betas=(0.9, 0.95), eps=1e-8)
+                                  lr=cfg.stages[0].lr, betas=(0.9, 0.95), eps=1e-8,
+                                  fused=fused or None)
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # DeepSpeed fixes these when the engine is built: the first stage's values are used
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
@@ -250,6 +256,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "student": student, "base_model": cfg.base_model, "init": str(init),
             "init_path": base_path, "datasets": list(datasets), "stages": resolved,
             "precision": cfg.precision, "gradient_checkpointing": cfg.gradient_checkpointing,
+            "optimizer": f"AdamW{' (fused)' if fused else ''}, betas (0.9, 0.95), eps 1e-8",
             "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
             "world_size": world, "distributed_type": str(accelerator.distributed_type),
             "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
