@@ -58,7 +58,7 @@ def _stage(dataset: str, args: argparse.Namespace, **over: object) -> dict:
     return {"dataset": dataset, "lr": args.lr, "schedule": "cosine", "warmup_ratio": 0.05,
             "epochs": args.epochs, "max_steps": None, "batch_size": args.batch_size,
             "grad_accum": 1, "max_length": 512, "packing": True, "weight_decay": 0.0,
-            "seed": 2, **over}
+            "seed": args.seed, **over}
 
 
 def _accuracy(model_dir: Path, bench: str, out: Path, temperature: float, n: int) -> dict:
@@ -79,6 +79,7 @@ def _accuracy(model_dir: Path, bench: str, out: Path, temperature: float, n: int
 def main() -> None:
     config = read_yaml(ROOT / "config" / "config.yaml")
     tiny = config["students"]["tiny"]["tiny"]
+    last = config["students"]["tiny"]["stages"][-1]  # the demo's long-thought stage
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", type=int, default=config["pools"]["arith"]["n"])
     ap.add_argument("--heldout", type=int, default=config["benchmarks"]["heldout"]["n"])
@@ -86,9 +87,10 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=tiny["num_layers"])
     ap.add_argument("--heads", type=int, default=tiny["num_heads"])
     ap.add_argument("--mlp", type=int, default=tiny["intermediate_size"])
-    ap.add_argument("--epochs", type=float, default=8)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--epochs", type=float, default=last["epochs"])
+    ap.add_argument("--lr", type=float, default=last["lr"])
+    ap.add_argument("--batch-size", type=int, default=last["batch_size"])
+    ap.add_argument("--seed", type=int, default=last["seed"], help="the stage's data-order seed")
     ap.add_argument("--format-steps", type=int, default=0,
                     help="steps of stage 1 (rewritten solutions) before the long thoughts")
     ap.add_argument("--slip-rate", type=float,
@@ -134,7 +136,7 @@ def main() -> None:
     train_s = time.monotonic() - t0
     log = pd.read_parquet(model / "train_log.parquet")
     result = {
-        "problems": args.problems, "hidden": args.hidden, "layers": args.layers,
+        "problems": args.problems, "seed": args.seed, "hidden": args.hidden, "layers": args.layers,
         "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
         "format_steps": args.format_steps, "slip_rate": args.slip_rate,
         "train_s": round(train_s, 1), "train_tokens": int(log["tokens"].sum()),
