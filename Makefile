@@ -18,8 +18,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # uv does not read pip's configuration: hand it pip's find-links (env PIP_FIND_LINKS and pip.conf,
 # e.g. a local directory holding a CPU torch wheel) and an index set in the environment.
-PIP_LINKS := $(strip $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
-UV_SOURCES := $(foreach link,$(sort $(PIP_LINKS)),--find-links $(link)) \
+# (`=`, not `:=`: pip is asked only when an install runs.)
+PIP_LINKS = $(strip $(PIP_FIND_LINKS) $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
+UV_SOURCES = $(foreach link,$(sort $(PIP_LINKS)),--find-links $(link)) \
 	$(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL)) \
 	$(foreach url,$(PIP_EXTRA_INDEX_URL),--extra-index-url $(url))
 ifeq ($(INSTALLER),uv)

@@ -282,17 +282,17 @@ def get_final_outputs():
     ]
 
 
-def generalization_outputs():
-    gen = config.get("generalization") or {}
-    return [
-        f"results/generalization/{m}/{g}.parquet"
-        for m in gen.get("models", [])
-        for g in (gen.get("sets") or {})
-    ]
-
-
 def generalization_sets():
     return list((config.get("generalization") or {}).get("sets") or {})
+
+
+def generalization_outputs():
+    models = (config.get("generalization") or {}).get("models", [])
+    return [
+        f"results/generalization/{m}/{g}.parquet"
+        for m in models
+        for g in generalization_sets()
+    ]
 
 
 def generalization_source_files():
