@@ -1,7 +1,7 @@
 """Batched vs sequential generation on the transformers backend, on the demo-sized student.
 
 Uses the trained demo student (results/models/tiny) when it exists, else builds a random model of
-the demo config's size (hidden 192, 4 layers, 6 heads, 2 KV heads, MLP 512, vocab 512) locally.
+the demo config's size (`students.tiny.tiny` in config/config.yaml) locally.
 Generates the same samples twice, batched (batch_size = --batch-size) and sequentially
 (batch_size = 1), checks they are identical, and prints samples per second. Last line: JSON.
 
@@ -21,12 +21,16 @@ import torch
 
 from longthought.evaluate.backends import generate_texts
 from longthought.evaluate.fixtures import build_tiny_chat_model
+from longthought.io import read_yaml
 from longthought.problems.procedural import generate
 
-DEMO = {"hidden_size": 192, "num_layers": 4, "num_heads": 6, "num_kv_heads": 2,
-        "intermediate_size": 512, "vocab_size": 512}
-FAMILIES = {"addition": {"digits": 3}, "multiplication": {"digits": 2, "by_digits": 1},
-            "linear": {"max_coef": 9, "max_x": 9, "max_b": 50}, "fractions": {"max_den": 6}}
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = read_yaml(ROOT / "config" / "config.yaml")
+# the demo student's shape and the demo pool's families, read from the config so they stay in step
+_TINY = CONFIG["students"]["tiny"]["tiny"]
+DEMO = {k: _TINY[k] for k in ("hidden_size", "num_layers", "num_heads", "num_kv_heads",
+                              "intermediate_size", "vocab_size")}
+FAMILIES = CONFIG["pools"]["arith"]["families"]
 
 
 def main() -> None:
