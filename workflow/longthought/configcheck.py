@@ -17,7 +17,9 @@ a Snakefile with a traceback tail, a `SystemExit` it passes through as it is.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import os
 import re
 import sys
@@ -55,6 +57,12 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
 
 
 def load_schema(path: str | os.PathLike[str] = SCHEMA) -> dict:
+    """The schema as a dict (a fresh copy: callers may not share one)."""
+    return copy.deepcopy(_load_schema(str(path)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
@@ -85,11 +93,20 @@ def known_keys(schema: dict, root: dict) -> list[str]:
     return sorted(set(keys))
 
 
-def _branch_note(err: jsonschema.ValidationError) -> str:
-    """The `description` of the if/then/else branch an error came from, as ' (why)'."""
-    note = err.schema.get("description") if isinstance(err.schema, dict) else None
-    branch = any(p in ("then", "else") for p in err.relative_schema_path)
-    return f" ({note})" if note and branch else ""
+def _branch_note(err: jsonschema.ValidationError, root: dict) -> str:
+    """' (why)': the `description` of the if/then/else branch an error came from, if any."""
+    node: Any = root
+    note = ""
+    for part in err.schema_path:
+        while isinstance(node, dict) and part not in node and "$ref" in node:
+            node = _resolve(node, root)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+        if part in ("then", "else"):
+            note = node.get("description", "") if isinstance(node, dict) else ""
+    return f" ({note})" if note else ""
 
 
 def _format(err: jsonschema.ValidationError, root: dict) -> list[str]:
@@ -107,14 +124,14 @@ def _format(err: jsonschema.ValidationError, root: dict) -> list[str]:
     if kind == "required":
         missing = re.match(r"'(.*)' is a required property", err.message)
         name = missing.group(1) if missing else err.message
-        return [f"{key_path([*path, name])}: missing{_branch_note(err) or ' (required)'}"]
+        return [f"{key_path([*path, name])}: missing{_branch_note(err, root) or ' (required)'}"]
     if kind == "enum":
         allowed = ", ".join(repr(v) for v in err.validator_value)
         hint = did_you_mean(err.instance, [v for v in err.validator_value if isinstance(v, str)])
-        return [f"{where}: {err.instance!r} is not one of {allowed}{hint}{_branch_note(err)}"]
+        return [f"{where}: {err.instance!r} is not one of {allowed}{hint}{_branch_note(err, root)}"]
     if kind == "const":
         return [f"{where}: must be {err.validator_value!r}, got {err.instance!r}"
-                f"{_branch_note(err)}"]
+                f"{_branch_note(err, root)}"]
     if kind in ("anyOf", "oneOf"):
         # a branch whose type the value has, but which failed inside it: report that failure
         inside = [e for e in err.context or [] if e.validator != "type"]
@@ -129,9 +146,12 @@ def _format(err: jsonschema.ValidationError, root: dict) -> list[str]:
         for item in err.instance:
             (twice if item in seen and item not in twice else seen).append(item)
         return [f"{where}: {', '.join(repr(t) for t in twice)} listed more than once"]
-    if kind == "propertyNames":
-        return [f"{where}: {err.instance!r} is not a valid name (letters, digits, '_', '.', '-'; "
-                "starting with a letter or digit)"]
+    if "propertyNames" in err.schema_path:
+        return [f"{key_path([*path, err.instance])}: not a valid name: a name is the name on "
+                "disk (letters, digits, '_', '.', '-'; starting with a letter or digit)"]
+    if kind == "pattern":
+        what = err.schema.get("description", f"the pattern {err.validator_value}")
+        return [f"{where}: {err.instance!r} is not valid here: {what}"]
     return [f"{where}: {err.message}"]
 
 
