@@ -55,7 +55,7 @@ def _in_repo(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
-# --- the schema itself --------------------------------------------------------------------------
+# --- the schema itself ---
 
 
 def _objects(node, keys=()):
@@ -117,7 +117,7 @@ def test_schema_limits_match_the_code_they_stand_for():
         assert set(letters) == set(labels), category
 
 
-# --- unknown keys at every depth ----------------------------------------------------------------
+# --- unknown keys at every depth ---
 
 TYPOS = [
     ((), "seeed", "seed"),
@@ -204,7 +204,7 @@ def test_a_key_far_from_any_known_one_suggests_nothing():
     assert errors == ["report.colour: unknown key; known keys here: paper_reference"]
 
 
-# --- values the schema refuses --------------------------------------------------------------------
+# --- values the schema refuses ---
 
 SCHEMA_VALUES = [
     ({"datasets": {"format-arith": {"decontaminate": {"ngram": 0}}}},
@@ -277,7 +277,7 @@ def test_a_value_the_schema_refuses_names_its_key(overlay, message):
     assert message in config_errors(config(overlay))
 
 
-# --- what the schema cannot see: one test per check ---------------------------------------------
+# --- what the schema cannot see: one test per check ---
 
 PROBE = {"category": "sycophancy", "source": "procedural", "split": "heldout", "sample_size": 4,
          "families": {"addition": {"digits": 3}}}
@@ -510,7 +510,7 @@ def test_every_semantic_check_is_exercised_here():
     assert {c.__name__ for c in configcheck.SEMANTIC_CHECKS} == covered
 
 
-# --- what a user sees: Snakemake itself -----------------------------------------------------------
+# --- what a user sees: Snakemake itself ---
 
 E2E = [
     ({"students": {"tiny": {"tiny": {"num_layer": 4}}}},
