@@ -154,6 +154,10 @@ def test_atomic_writes_and_temporary_dirs_get_the_umask_modes(tmp_path, umask):
         assert _mode(tmp_path / name) == files, name
     made = io.make_temp_dir(tmp_path / "sub", ".out.")
     assert _mode(made) == dirs and _mode(tmp_path / "sub") == dirs
+    (made / "inner").mkdir(mode=0o700)
+    (made / "inner" / "weights.safetensors").touch(mode=0o600)  # as safetensors writes them
+    io.apply_umask(made)
+    assert _mode(made / "inner") == dirs and _mode(made / "inner" / "weights.safetensors") == files
 
 
 # --- end to end: the console and the filesystem of real runs ---

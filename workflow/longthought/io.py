@@ -66,6 +66,19 @@ def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
     return tmp
 
 
+def apply_umask(root: str | os.PathLike[str]) -> None:
+    """Give `root` and everything under it the umask's modes, before it is renamed into place.
+
+    For directories written by libraries that create private files: safetensors writes model
+    weights as 0600, mkdtemp makes 0700 directories.
+    """
+    root = Path(root)
+    files, dirs = file_mode(), dir_mode()
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(dirs if path.is_dir() else files)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.

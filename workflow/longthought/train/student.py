@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from longthought.io import make_temp_dir, read_tables, write_json
+from longthought.io import apply_umask, make_temp_dir, read_tables, write_json
 
 INIT_POINTER = "init.json"
 TINY = "tiny"
@@ -156,6 +156,7 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
                 path = base
             write_json(tmp / INIT_POINTER, {"student": student, "base_model": base,
                                             "kind": kind, "path": path})
+        apply_umask(tmp)  # safetensors writes the weights as 0600
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
