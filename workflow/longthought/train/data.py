@@ -104,7 +104,8 @@ def load_dataset(path: str | Path, tokenizer, max_length: int) -> list[Encoded]:
     if len(df) == 0:
         raise ValueError(f"{path}: dataset has zero rows; nothing to train on")
     out = []
-    for row, (sample_id, text) in enumerate(zip(df["sample_id"], df["messages"], strict=True)):
+    for row, (sample_id, text) in enumerate(zip(df["sample_id"], df["messages"], strict=True),
+                                            start=1):  # as an editor counts
         where = f"{path}: row {row} (sample_id {sample_id!r})"
         out.append(encode_chat(tokenizer, parse_messages(text, where), max_length, where))
     return out
