@@ -6,7 +6,10 @@ write of the shared cache belongs to a local rule (run by Snakemake on the login
 job writes its own shard file instead (`shards`). A job that runs with
 `LONGTHOUGHT_COMPUTE_NODE=1` in its environment (the SLURM profiles set it for submitted jobs;
 tests set it to prove the split) fails at the first such attempt instead of hanging on a dead
-route or corrupting the cache over NFS.
+route or corrupting the cache over NFS. Unset, a process inside a SLURM job (`SLURM_JOB_ID`) is
+taken for a compute-node job: the jobs Snakemake submits are, and its local rules run in the
+Snakemake process on the login node. (Running that process itself inside an allocation? Set
+`LONGTHOUGHT_COMPUTE_NODE=0` for it, and make sure that node can reach the APIs.)
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ class ComputeNodeError(ValueError):
 
 
 def on_compute_node() -> bool:
-    """Whether this process runs as a job on a compute node (the env var is set and not 0)."""
-    return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """Whether this process runs as a job on a compute node: the env var when it is set, else
+    whether it runs inside a SLURM job."""
+    value = os.environ.get(ENV, "").strip().lower()
+    if value:
+        return value not in ("0", "false", "no")
+    return bool(os.environ.get("SLURM_JOB_ID"))
 
 
 def forbid(what: str) -> None:

@@ -347,10 +347,11 @@ class SimServer:
         deltas += [{"reasoning_content": p} for p in self._pieces(msg.get("reasoning_content"))]
         deltas += [{"content": p} for p in self._pieces(msg.get("content"))]
         gap = 0.0
-        if fault == "slow_stream":
+        if fault == "slow_stream":  # exactly n chunks, gap apart: slow_stream_s in all
             gap = self.cfg.slow_stream_gap_s
-            n = max(2, int(self.cfg.slow_stream_s / gap) + 1)  # spread over slow_stream_s
+            n = max(2, round(self.cfg.slow_stream_s / gap) + 1)
             deltas = _regroup(deltas, n)
+            deltas[1:1] = [{"content": ""}] * (n - len(deltas))  # keep-alive deltas if short
         stall_at = len(deltas) // 2 if fault == "stall" else None
 
         async def send(obj: dict[str, Any]) -> None:
