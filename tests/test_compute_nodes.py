@@ -52,7 +52,7 @@ LOCAL_TEACHER = {
     "tasks": {"distill-local": {"teacher": "tiny-teacher", "prompt": "distill", "pool": "mini"}},
 }
 MUST_BE_JOBS = {"curate", "train", "generate_local", "generalize_local", "traces_generate"}
-MUST_BE_LOCAL = {"traces", "traces_plan", "generalize_judge", "generate_api", "generalize_api"}
+MUST_BE_LOCAL = {"traces", "traces_plan", "generalize_judge", "generate_api"}
 
 
 def executed(log: str) -> tuple[set[str], set[str]]:
