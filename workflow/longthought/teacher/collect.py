@@ -33,6 +33,8 @@ from typing import Any
 from longthought.teacher.budget import Budget
 from longthought.teacher.cache import CacheEntry, CacheWriter, RequestCache
 from longthought.teacher.limits import Limits
+from longthought.teacher.local import LocalTransport
+from longthought.teacher.online import OnlineTransport
 from longthought.teacher.pricing import Pricing
 from longthought.teacher.progress import Progress
 from longthought.teacher.records import (
@@ -111,11 +113,7 @@ def make_transport(teacher_spec: dict[str, Any], base_url: str | None, name: str
                    prefix: str) -> Transport:
     """The transport the teacher's `mode` asks for (limits checked before anything is sent)."""
     if teacher_mode(teacher_spec) == "local":
-        from longthought.teacher.local import LocalTransport
-
         return LocalTransport(teacher_spec)
-    from longthought.teacher.online import OnlineTransport
-
     real = teacher_spec.get("base_url") != "sim"
     limits = Limits.from_spec(teacher_spec.get("limits"), f"teacher {name}", real=real)
     if not base_url:
