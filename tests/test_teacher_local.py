@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from longthought.evaluate.fixtures import build_tiny_chat_model
 from longthought.evaluate.outputs import Output
@@ -28,7 +29,10 @@ from longthought.teacher.records import Job
 from longthought.teacher.shards import ShardWriter, merge_shards, read_shard, shard_keys
 from longthought.teacher.traces import collect_traces, plan_local, shard_dir_for
 
-PROMPT = {"system": None, "user": "Solve: {problem}"}
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+PROMPT = CONFIG["prompts"]["distill"]  # the demo's task: distill-arith
+FAMILIES = list(CONFIG["pools"]["arith"]["families"])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture()
 def pool(tmp_path) -> str:
     path = tmp_path / "pool.parquet"
-    write_table(pd.DataFrame(generate(["addition", "linear"], 8, 3, "train")), path, "problems")
+    write_table(pd.DataFrame(generate(FAMILIES, 8, 3, "train")), path, "problems")
     return str(path)
 
 
@@ -57,9 +61,7 @@ def task_spec(teacher: dict, n: int = 2) -> dict:
 
 
 def test_online_and_local_traces_have_the_same_schema(tmp_path, pool, tiny):
-    online = {"base_url": "sim", "model": "sim-o1", "api_key_env": None,
-              "sampling": {"temperature": 0.7, "max_tokens": 256},
-              "limits": {"max_concurrency": 4, "timeout_s": 10}, "sim": {"seed": 1}}
+    online = CONFIG["teachers"]["sim-o1"]  # the demo's teacher, through its API
     collect_traces("on", task_spec(online), pool, str(tmp_path / "cache"),
                    str(tmp_path / "on.parquet"), progress=False)
     collect_traces("loc", task_spec(local_teacher(tiny)), pool, str(tmp_path / "cache"),
