@@ -176,3 +176,39 @@ def test_a_real_endpoint_needs_an_explicit_timeout(tmp_path):
         run_requests(spec, problems(1), str(tmp_path), "https://api.example.invalid/v1")
     with pytest.raises(ValueError, match="limits.stream must be true or false"):
         Limits.from_spec({"stream": "yes"}, "teacher t")
+
+
+def test_a_server_that_ignores_stream_is_read_as_a_plain_reply(tmp_path):
+    """Some OpenAI-compatible servers answer a streamed request with one JSON body."""
+    from aiohttp import web
+
+    asked = []
+
+    async def plain(request: web.Request) -> web.Response:
+        body = await request.json()
+        asked.append(body.get("stream"))
+        text = body["messages"][-1]["content"]
+        return web.json_response({
+            "id": "x", "object": "chat.completion", "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": f"{text} \\boxed{{1}}"}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", plain)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        results = run_requests(teacher(), problems(3), str(tmp_path),
+                               f"http://127.0.0.1:{port}/v1", progress=False)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert asked == [True, True, True]
+    assert all(r.status == "ok" and r.attempts == 1 and "\\boxed{1}" in r.content
+               and r.completion_tokens == 4 for r in results)

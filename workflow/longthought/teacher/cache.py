@@ -230,7 +230,7 @@ class CacheWriter:
         try:
             insert_entries(self._db, entries)
             self.written += len(entries)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # noqa: BLE001 (the thread must live on: flush() waits on it)
             for e in entries:
                 self.unwritten[e.key] = e
             log.error("could not store %d response(s) in the request cache %s (%s): they are "

@@ -282,6 +282,15 @@ class OnlineTransport:
         except TimeoutError:
             raise _Retry("idle", f"stream idle: no response headers within {idle:g} s "
                          "(limits.idle_timeout_s)", used=job.prompt_est) from None
+        if events.response.headers.get("content-type", "").startswith("application/json"):
+            # a server that ignores `stream` answers with a plain body: take it as it is
+            try:
+                return (await asyncio.wait_for(events.response.aread(), idle)).decode()
+            except TimeoutError:
+                raise _Retry("idle", f"no complete body within {idle:g} s after the headers",
+                             used=job.token_est) from None
+            finally:
+                await events.close()
         it = events.__aiter__()
         try:
             while True:
