@@ -197,3 +197,34 @@ def test_the_compute_node_guard(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, "0")
     with RequestCache(tmp_path / "c"):
         pass
+
+
+def test_the_workflow_wires_a_local_teacher_task(tmp_path):
+    """Dry runs: plan (local) -> GPU job with the teacher's resources -> traces; a local teacher
+    as the judge is refused before any job."""
+    import subprocess as sp
+
+    from conftest import SMALL, SNAKEMAKE, copy_workflow, workflow_env
+
+    work = copy_workflow(tmp_path / "wf")
+    overlay = {"pools": {"mini": {"source": "procedural", "split": "train", "n": 4, "seed": 5,
+                                  "families": {"addition": {"digits": 2}}}},
+               "teachers": {"qwq": {"mode": "local", "model": "Qwen/QwQ-32B",
+                                    "local": {"tensor_parallel_size": 4},
+                                    "resources": {"slurm_partition": "gpu", "gpu": 4,
+                                                  "runtime": 1440}}},
+               "tasks": {"distill-qwq": {"teacher": "qwq", "prompt": "distill", "pool": "mini"}}}
+    (work / "o.yaml").write_text(yaml.safe_dump(overlay))
+    dry = sp.run([SNAKEMAKE, "results/traces/distill-qwq.parquet", "-n", "--cores", "2",
+                  "--configfile", SMALL, "o.yaml"], cwd=work, env=workflow_env(),
+                 capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    out = dry.stdout
+    assert "rule traces_plan:" in out and "rule traces:" in out  # (all local in a dry run)
+    gen = out[out.index("rule traces_generate:"):].split("\n\n")[0]
+    assert "input: results/traces/distill-qwq.todo.parquet" in gen
+    assert "gpu=4" in gen and "runtime=1440" in gen and "slurm_partition=gpu" in gen
+    (work / "bad.yaml").write_text(yaml.safe_dump({**overlay, "generalization": {"judge": "qwq"}}))
+    bad = sp.run([SNAKEMAKE, "-n", "--cores", "2", "--configfile", SMALL, "o.yaml", "bad.yaml"],
+                 cwd=work, env=workflow_env(), capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "mode: local teacher cannot judge" in bad.stdout + bad.stderr
