@@ -4,8 +4,13 @@ A task is teacher x prompt template x problem pool. Each problem becomes `sample
 chat requests built from the template (`{problem}` and `{solution}` are replaced literally, so
 LaTeX braces in a template are safe); the collector sends them inside `open_endpoint` and every
 request yields exactly one row of the `traces` table, whatever happened to it (ok, failed,
-skipped_budget). A task with an `import:` block instead reads a published trace set
-(`importer.import_traces`).
+skipped_budget), streamed out of the cache into the table a row group at a time. A task with an
+`import:` block instead reads a published trace set (`importer.import_traces`).
+
+A `mode: local` teacher (an open model) goes through three steps a cluster places apart:
+`plan_local` (a local rule: the requests the cache lacks), `generate_local` (the GPU job: a shard
+of its own, never the shared cache) and `collect_traces(..., shards=)` (a local rule: merge,
+then the same table as an online teacher gives).
 """
 
 from __future__ import annotations
