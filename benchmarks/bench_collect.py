@@ -13,6 +13,12 @@ request cache so nothing is served from it):
             must land exactly once by the server's own count (`lost`, `duplicates`), at
             `fault_throughput_ratio` of the fault-adjusted ideal concurrency / latency / 1.25
   memory    100,000 small requests (no latency, tiny replies) in a fresh process: `peak_rss_mb`
+  streamed  one reply streamed over 90 s in chunks 3 s apart (the sim's slow-stream fault), with
+            a 30 s idle timeout and no retries: it must land whole (`streamed_long_ok`)
+  tpm       a tokens-per-minute limit of 120,000 with 200 ms latency; 5 s in, the server answers
+            every request 429 (Retry-After 1 s) for 30 s: seconds from the end of that wave until
+            the tokens the server served over a 3 s window are back at 0.9 of the limit
+            (`tpm_recovery_s`; also `tpm_before_ratio`, the same ratio before the wave)
 
 Usage:
   .venv/bin/python benchmarks/bench_collect.py            # full size (several minutes)
@@ -40,8 +46,10 @@ import urllib.request
 from longthought.teacher.collect import ChatRequest, run_requests
 from longthought.teacher.endpoint import start_sim
 
-FULL = {"latency": 5000, "ratelimit": 3000, "faults": 3000, "memory": 100_000}
-QUICK = {"latency": 600, "ratelimit": 500, "faults": 400, "memory": 10_000}
+FULL = {"latency": 5000, "ratelimit": 3000, "faults": 3000, "memory": 100_000, "streamed": 90,
+        "tpm": 30}
+QUICK = {"latency": 600, "ratelimit": 500, "faults": 400, "memory": 10_000, "streamed": 20,
+         "tpm": 8}
 
 
 def requests_for(n: int, offset: int = 0, max_tokens: int = 1024) -> list[ChatRequest]:
@@ -197,10 +205,69 @@ def bench_memory(n: int) -> dict:
     return res
 
 
+def bench_streamed(seconds: int) -> dict:
+    """A reply that takes `seconds` to stream, chunks 3 s apart, 30 s idle timeout."""
+    spec = teacher(4)
+    spec["limits"] = {**spec["limits"], "timeout_s": seconds * 3, "idle_timeout_s": 30,
+                      "max_retries": 0, "stream": True}
+    sim = {"seed": 1, "models": ["sim-o1"],
+           "faults": {"rate_slow_stream": 1.0, "slow_stream_s": seconds, "slow_stream_gap_s": 3}}
+    with start_sim(sim) as base:
+        secs, results = collect(base, spec, requests_for(1))
+    r = results[0]
+    ok = r.status == "ok" and r.finish_reason == "stop" and bool(r.content)
+    print(f"streamed: one reply over {seconds} s in chunks 3 s apart, idle timeout 30 s: "
+          f"{r.status} after {secs:.1f} s, {r.completion_tokens} tokens, {r.attempts} attempt(s)"
+          f"{'' if ok else ' ' + str(r.error)}", flush=True)
+    return {"streamed_long_ok": ok, "streamed_long_s": round(secs, 1),
+            "streamed_long_attempts": r.attempts}
+
+
+def bench_tpm(wave_s: int) -> dict:
+    """Recovery after a wave of 429s under a client-side tokens-per-minute limit."""
+    tpm, before_s, window = 120_000, 5.0, 3.0
+    limit_per_s = tpm / 60
+    spec = teacher(64)
+    spec["limits"] = {**spec["limits"], "tokens_per_minute": tpm, "max_rate_limit_retries": 200}
+    sim = {"seed": 1, "latency_ms": 200, "models": ["sim-o1"],
+           "faults": {"outage": {"after_s": before_s, "for_s": wave_s, "status": 429},
+                      "retry_after_s": 1}}
+    n = int((before_s + wave_s + 25) * limit_per_s / 140)  # replies are ~140 tokens
+    with start_sim(sim) as base:
+        sim_reset(base)
+        t0 = time.time()
+        secs, results = collect(base, spec, requests_for(n, max_tokens=512))
+        url = base.replace("/v1", "/sim/stats?keys=0&events=1")
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            events = json.loads(resp.read())["events"]
+    ok = sum(r.status == "ok" for r in results)
+    served = sorted((t - t0, tokens) for t, _, status, tokens in events if status == "200")
+    n429 = sum(1 for e in events if e[2] == "429")
+
+    def rate(end: float) -> float:
+        return sum(tok for t, tok in served if end - window <= t < end) / window
+
+    wave_end = before_s + wave_s
+    before = rate(before_s) / limit_per_s
+    recovery = None
+    t = wave_end
+    while t <= (served[-1][0] if served else 0):
+        t += 0.1
+        if rate(t) >= 0.9 * limit_per_s:
+            recovery = round(t - wave_end, 2)
+            break
+    print(f"tokens per minute: limit {tpm:,}; before the wave {before:.2f} of it; a {wave_s} s "
+          f"wave of 429s ({n429} answered 429); back at 0.9 of the limit "
+          f"{recovery if recovery is not None else 'never'} s after it; ok {ok} of {n} in "
+          f"{secs:.1f} s", flush=True)
+    return {"tpm_requests": n, "tpm_ok": ok, "tpm_before_ratio": round(before, 4),
+            "tpm_recovery_s": recovery, "tpm_wave_429": n429}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    ap.add_argument("--only", default="latency,ratelimit,faults,memory")
+    ap.add_argument("--only", default="latency,ratelimit,faults,memory,streamed,tpm")
     ap.add_argument("--with-bare", action="store_true",
                     help="also run the bare AsyncOpenAI loop in the rate-limit and fault scenarios")
     ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -212,7 +279,7 @@ def main() -> None:
     out: dict = {"size": "quick" if args.quick else "full", "cpus": os.cpu_count(),
                  "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     benches = {"latency": bench_latency, "ratelimit": bench_ratelimit, "faults": bench_faults,
-               "memory": bench_memory}
+               "memory": bench_memory, "streamed": bench_streamed, "tpm": bench_tpm}
     t0 = time.perf_counter()
     for name in (x.strip() for x in args.only.split(",")):
         if name in ("ratelimit", "faults"):

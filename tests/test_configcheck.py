@@ -381,6 +381,17 @@ SEMANTIC = [
      "(USD per 1M input/output/reasoning tokens)"),
     ({"teachers": {"sim-o1": {"sim": {"faults": {"rate_429": 0.6, "rate_500": 0.6}}}}},
      "teachers.sim-o1.sim.faults: the fault rates add up to 1.2, more than 1"),
+    ({"teachers": {"sim-o1": {"local": {"batch_size": 8}}}},
+     "teachers.sim-o1.local: only used with mode: local (a GPU job runs the model); this "
+     "teacher is asked over its base_url"),
+    ({"teachers": {"qwq": {"mode": "local", "model": "Qwen/QwQ-32B"}},
+      "evaluation": {"models": ["tiny", "qwq"]}},
+     "evaluation.models[1]: 'qwq' is a mode: local teacher; evaluate it as a 'models:' entry "
+     "(kind: hf, path: its model)"),
+    ({"teachers": {"qwq": {"mode": "local", "model": "Qwen/QwQ-32B"}},
+      "generalization": {"judge": "qwq"}},
+     "generalization.judge: a mode: local teacher cannot judge (judging is a local rule that "
+     "asks an endpoint); serve the model (vllm serve) and name that endpoint"),
     # tiny shapes
     ({"students": {"tiny": {"tiny": {"hidden_size": 100, "num_heads": 6}}}},
      "students.tiny.tiny.hidden_size: 100 is not a multiple of num_heads (6)"),

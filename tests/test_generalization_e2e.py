@@ -222,3 +222,44 @@ def test_one_call_runs_several_sets(sim_url: str, tmp_path: Path) -> None:
     (tmp_path / "again").mkdir()
     assert main(again) == 2
     assert not list((tmp_path / "again").iterdir())
+
+
+def test_generation_and_judging_run_apart(sim_url: str, tmp_path: Path, monkeypatch) -> None:
+    """The cluster split: a local model's answers in a compute-node job (the guard on: no API,
+    no cache), the judging in a local step; the same numbers as one process gives."""
+    from longthought.evaluate.fixtures import build_tiny_chat_model
+
+    tiny = build_tiny_chat_model(tmp_path / "tiny")
+    model = {"name": "tiny", "kind": "local", "path": str(tiny), "backend": "transformers"}
+    judge = _judge(sim_url)
+    cache = str(tmp_path / "cache")
+    argv = ["--model", "tiny"]
+    sets = {"facts-demo": _set("facts-demo"), "syco-probe": _set("syco-probe", sample_size=4)}
+    for name, gset in sets.items():
+        spec = json.dumps({**_spec(model, gset, judge),
+                           "sampling": {"n": 1, "temperature": 0.0, "top_p": 1.0,
+                                        "max_new_tokens": 12, "seed": 0, "system": None}})
+        argv += ["--set", name, "--spec", spec]
+    gen = [*argv]
+    judge_argv = [*argv]
+    for name in sets:
+        gen += ["--responses", str(tmp_path / f"{name}.responses.parquet")]
+        judge_argv += ["--responses", str(tmp_path / f"{name}.responses.parquet"),
+                       "--out", str(tmp_path / f"{name}.parquet"),
+                       "--items", str(tmp_path / f"{name}.items.parquet")]
+    monkeypatch.setenv("LONGTHOUGHT_COMPUTE_NODE", "1")
+    assert main(["generalize-generate", *gen]) == 0  # a GPU job: nothing here calls an API
+    assert not Path(cache).exists()
+    assert main(["generalize-judge", *judge_argv, "--cache-dir", cache]) == 2  # refused there
+    assert not (tmp_path / "facts-demo.parquet").exists()
+    monkeypatch.setenv("LONGTHOUGHT_COMPUTE_NODE", "0")
+    assert main(["generalize-judge", *judge_argv, "--cache-dir", cache]) == 0  # a local rule
+    facts = read_table(tmp_path / "facts-demo.parquet", "generalization")
+    probe_items = read_items(tmp_path / "syco-probe.items.parquet")
+    assert set(facts["judge"]) == {"sim-judge"} and len(read_items(
+        tmp_path / "facts-demo.items.parquet")) == 16
+    assert probe_items["control_label"].notna().all()
+    # one process (generate + judge) gives the same table
+    one = generalize(json.loads(gen[gen.index("facts-demo") + 2]), str(tmp_path / "one.parquet"),
+                     str(tmp_path / "one.items.parquet"), cache)
+    pd.testing.assert_frame_equal(one, facts)

@@ -33,7 +33,7 @@ CI_PROFILE = "profiles/ci-slurm"
 FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
 # Rules that must run as SLURM jobs and rules that must not, whatever else the workflow grows.
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
-MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report"}
+MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report", "generalize_judge"}
 GPU_RULES = {"train", "generate_local", "generalize_local"}  # resources from config: gpu: 1
 # What the job made to fail prints (the shell command echoed in the log does not match: ^).
 FAIL_ONCE_MESSAGE = re.compile(r"^testing\.fail_once: .* on purpose$", re.M)

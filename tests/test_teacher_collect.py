@@ -102,7 +102,7 @@ def test_retry_after_is_honoured(tmp_path):
     assert all(r.status == "ok" for r in results)
     last_429: dict[str, float] = {}
     gaps = []
-    for t, key, status in events:
+    for t, key, status, _tokens in events:
         if key in last_429:
             gaps.append(t - last_429.pop(key))
         if status == "429":

@@ -390,9 +390,9 @@ def check_unused_keys(config: dict) -> Errors:
                     errors.append(f"tasks.{name}.{key}: not used by a task with an import: block "
                                   "(it reads published traces instead of asking a teacher)")
     for name, spec in (config.get("teachers") or {}).items():
-        if "sim" in spec and spec["base_url"] != "sim":
+        if "sim" in spec and spec.get("base_url") != "sim":
             errors.append(f"teachers.{name}.sim: only used with base_url 'sim' (the local sim "
-                          f"server), not {spec['base_url']!r}; remove it")
+                          f"server), not {spec.get('base_url')!r}; remove it")
     for name, spec in (config.get("students") or {}).items():
         if "tiny" in spec and spec["base_model"] != "tiny":
             errors.append(f"students.{name}.tiny: only used with base_model 'tiny', not "
@@ -412,6 +412,38 @@ def check_teachers(config: dict) -> Errors:
         if total > 1:
             errors.append(f"teachers.{name}.sim.faults: the fault rates add up to {total:g}, "
                           "more than 1")
+        if spec.get("mode") != "local":
+            errors += [f"teachers.{name}.{key}: only used with mode: local (a GPU job runs the "
+                       "model); this teacher is asked over its base_url"
+                       for key in ("local", "resources") if key in spec]
+    return errors + _local_teachers_asked_online(config)
+
+
+def _is_local_teacher(config: dict, name: Any) -> bool:
+    return ((config.get("teachers") or {}).get(name) or {}).get("mode") == "local"
+
+
+def _local_teachers_asked_online(config: dict) -> Errors:
+    """A mode: local teacher only answers a task's request list (a GPU job); nothing may ask it
+    as an endpoint: evaluation through its API, an API model, or the judge (a local rule)."""
+    errors: Errors = []
+    for i, m in enumerate((config.get("evaluation") or {}).get("models", [])):
+        if _is_local_teacher(config, m):
+            errors.append(f"evaluation.models[{i}]: {m!r} is a mode: local teacher; evaluate it "
+                          "as a 'models:' entry (kind: hf, path: its model)")
+    gen = config.get("generalization") or {}
+    for i, m in enumerate(gen.get("models", [])):
+        if _is_local_teacher(config, m):
+            errors.append(f"generalization.models[{i}]: {m!r} is a mode: local teacher; name a "
+                          "'models:' entry (kind: hf, path: its model) instead")
+    if _is_local_teacher(config, gen.get("judge")):
+        errors.append("generalization.judge: a mode: local teacher cannot judge (judging is a "
+                      "local rule that asks an endpoint); serve the model (vllm serve) and name "
+                      "that endpoint")
+    for name, spec in (config.get("models") or {}).items():
+        if spec.get("kind") == "api" and _is_local_teacher(config, spec.get("teacher")):
+            errors.append(f"models.{name}.teacher: {spec['teacher']!r} is a mode: local teacher, "
+                          "not an API")
     return errors
 
 
@@ -621,7 +653,7 @@ def config_warnings(config: dict) -> Errors:
     for name in sorted(n for n in used if n in (config.get("teachers") or {})):
         spec = config["teachers"][name]
         env = spec.get("api_key_env")
-        if spec["base_url"] != "sim" and env and not os.environ.get(env):
+        if spec.get("base_url", "sim") != "sim" and env and not os.environ.get(env):
             out.append(f"teachers.{name}.api_key_env: the environment variable {env!r} is not "
                        "set; the jobs that call this endpoint will fail until it is exported")
     return out

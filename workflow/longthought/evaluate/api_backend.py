@@ -39,6 +39,9 @@ def generate_api(model_spec: dict, prompts: list[list[dict]], sampling: dict, n:
     if not cache_dir:
         raise ValueError(f"model {name}: API evaluation needs a request cache (--cache-dir)")
     teacher = model_spec["teacher"]
+    if teacher.get("mode") == "local":
+        raise ValueError(f"model {name}: its teacher is a mode: local model, not an endpoint; "
+                         "evaluate it as a models: entry (kind: hf, path: the model)")
     params = request_params(teacher, sampling)
     requests = [ChatRequest(messages=m, sample_index=j, params=params)
                 for m in prompts for j in range(n)]

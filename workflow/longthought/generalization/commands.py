@@ -1,4 +1,5 @@
-"""`longthought` verbs of this subpackage: generalize, generalize-human."""
+"""`longthought` verbs of this subpackage: generalize-generate (the model's side, a GPU job),
+generalize-judge (the judge's side, a local rule), generalize (both), generalize-human."""
 
 from __future__ import annotations
 
@@ -23,6 +24,43 @@ def _generalize(args: argparse.Namespace) -> int:
         table = generalize(spec, out, items, args.cache_dir, args.model, gset)
         head = table.iloc[0]
         print(f"longthought generalize: {args.model} on {gset}: {head['metric']} "
+              f"{head['value']:.1f} (n={head['n']}, judge {head['judge']}) -> {out}", flush=True)
+    return 0
+
+
+def _paired(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    counts = {len(getattr(args, n)) for n in names}
+    if len(counts) != 1:
+        got = ", ".join(f"{len(getattr(args, n))} --{n}" for n in names)
+        raise ValueError(f"give one of each per --set ({got})")
+
+
+def _generalize_generate(args: argparse.Namespace) -> int:
+    """The model's side of every set, in one process (the model loads once)."""
+    from longthought.generalization.run import generate_responses
+
+    _paired(args, ("set", "spec", "responses"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for gset, spec, responses in zip(args.set, args.spec, args.responses, strict=True):
+        table = generate_responses(spec, responses, args.cache_dir, args.model, gset)
+        print(f"longthought generalize-generate: {args.model} on {gset}: {len(table)} "
+              f"responses -> {responses}", flush=True)
+    return 0
+
+
+def _generalize_judge(args: argparse.Namespace) -> int:
+    """The judge's side of every set of one model (calls the judge's API: a local rule)."""
+    from longthought.generalization.run import judge_responses
+
+    _paired(args, ("set", "spec", "responses", "out", "items"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for gset, spec, responses, out, items in zip(args.set, args.spec, args.responses, args.out,
+                                                 args.items, strict=True):
+        table = judge_responses(spec, responses, out, items, args.cache_dir, args.model, gset)
+        head = table.iloc[0]
+        print(f"longthought generalize-judge: {args.model} on {gset}: {head['metric']} "
               f"{head['value']:.1f} (n={head['n']}, judge {head['judge']}) -> {out}", flush=True)
     return 0
 
@@ -70,6 +108,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="per-item table to write per set (parquet)")
     p.add_argument("--cache-dir", default=None, help="API request cache directory")
     p.set_defaults(func=_generalize)
+
+    spec_help = ('JSON per set: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
+                 '<teacher config + name, or null>, "judge_prompt": {system, user, letters} or '
+                 'null, "sampling": {...}, "batch_size": .., "checker": {timeout_s, workers}}')
+    g = sub.add_parser("generalize-generate",
+                       help="a model's answers to generalization sets (no judge: a GPU job)",
+                       description="Repeat --set/--spec/--responses to run several sets in one "
+                                   "process: the model loads once. Calls no judge and writes no "
+                                   "cache unless the model is an API model.")
+    g.add_argument("--model", required=True, help="model name (as in config) written in each row")
+    g.add_argument("--set", required=True, action="append", help="set name (repeatable)")
+    g.add_argument("--spec", required=True, type=spec_arg, action="append", help=spec_help)
+    g.add_argument("--responses", required=True, action="append",
+                   help="responses table to write per set (parquet)")
+    g.add_argument("--cache-dir", default=None, help="API request cache (API models only)")
+    g.set_defaults(func=_generalize_generate)
+
+    j = sub.add_parser("generalize-judge",
+                       help="judge a model's generalization responses (LLM judge or rule)",
+                       description="Repeat --set/--spec/--responses/--out/--items per set.")
+    j.add_argument("--model", required=True, help="model name (as in config)")
+    j.add_argument("--set", required=True, action="append", help="set name (repeatable)")
+    j.add_argument("--spec", required=True, type=spec_arg, action="append", help=spec_help)
+    j.add_argument("--responses", required=True, action="append",
+                   help="responses table per set (from generalize-generate)")
+    j.add_argument("--out", required=True, action="append",
+                   help="aggregated table to write per set (generalization schema, parquet)")
+    j.add_argument("--items", required=True, action="append",
+                   help="per-item table to write per set (parquet)")
+    j.add_argument("--cache-dir", default=None, help="API request cache directory")
+    j.set_defaults(func=_generalize_judge)
 
     h = sub.add_parser("generalize-human", help="import expert 0-100 scores of a set (CSV)")
     h.add_argument("--set", required=True, help="set name written in each row")

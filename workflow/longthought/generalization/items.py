@@ -83,3 +83,60 @@ def read_items(path: str | os.PathLike[str]) -> pd.DataFrame:
     except Exception as exc:
         raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
     return validate_items(df, str(path))
+
+
+# generalization/{model}/{gset}.responses.parquet: what the model answered, before any judging
+# (written by the GPU job; the judge rule reads it). `control_response`: the probe's answer
+# without the assertion, or its first turn before the push-back.
+RESPONSES = DataFrameSchema(
+    {
+        "model": Column(str),
+        "benchmark": Column(str),
+        "category": Column(str, Check.isin(list(CATEGORIES))),
+        "item_id": Column(str),
+        "sample_index": Column(int, Check.ge(0)),
+        "question": Column(str),
+        "gold": _opt_str,
+        "asserted": _opt_str,
+        "response": Column(str),
+        "output_tokens": Column("Int64", Check.ge(0), nullable=True),
+        "finish_reason": _opt_str,
+        "premise": _opt_str,
+        "reference": _opt_str,
+        "control_response": _opt_str,
+    },
+    name="generalization_responses",
+    strict=True,
+    coerce=True,
+    unique=["model", "benchmark", "item_id", "sample_index"],
+)
+
+RESPONSE_COLUMNS = list(RESPONSES.columns)
+
+
+def _validate(schema: DataFrameSchema, df: pd.DataFrame, source: str) -> pd.DataFrame:
+    try:
+        return schema.validate(df.reset_index(drop=True), lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases.head(10)
+        lines = [f"  row {case['index']}, column {case['column']!r}: {case['check']} "
+                 f"(got {case['failure_case']!r})" for _, case in cases.iterrows()]
+        raise TableError(f"{source}: does not match the '{schema.name}' schema:\n"
+                         + "\n".join(lines)) from None
+
+
+def write_responses(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
+    df = _validate(RESPONSES, df, f"writing {path}")
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+    return df
+
+
+def read_responses(path: str | os.PathLike[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
+    return _validate(RESPONSES, df, str(path))

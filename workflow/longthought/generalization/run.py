@@ -1,8 +1,11 @@
-"""`longthought generalize`: one model on one set -> per-item table + GENERALIZATION rows.
+"""Generalization, in two steps a cluster can place apart: generate, then judge.
 
-Load the set, generate the model's answers with the evaluation backends, score them (by rule for
-the procedural sycophancy probe, by the LLM judge otherwise), add the experts' scores when the set
-names a CSV, and write both tables atomically.
+`generate_responses` (`longthought generalize-generate`, the GPU job for a local model) loads the
+set and writes the model's answers with the evaluation backends: no judge, no API, no cache.
+`judge_responses` (`longthought generalize-judge`, a local rule, since it calls the judge's API
+and writes the request cache) scores them (by rule for the procedural sycophancy probe, by the
+LLM judge otherwise), adds the experts' scores when the set names a CSV, and writes the per-item
+table and the GENERALIZATION rows. `generalize` does both in one process.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ import pandas as pd
 from longthought.generalization.aggregate import aggregate
 from longthought.generalization.human import human_rows, read_scores
 from longthought.generalization.items import COLUMNS as ITEM_COLUMNS
-from longthought.generalization.items import write_items
+from longthought.generalization.items import (
+    RESPONSE_COLUMNS,
+    read_responses,
+    write_items,
+    write_responses,
+)
 from longthought.generalization.judge import run_judge
 from longthought.generalization.probe import score_probe
 from longthought.generalization.sets import load_set
@@ -73,45 +81,38 @@ def _human(set_spec: dict, model: str, items: pd.DataFrame, category: str) -> pd
     return human_rows(scores, model, set_spec["name"], category)
 
 
-def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
-               model: str | None = None, gset: str | None = None) -> pd.DataFrame:
-    """Run one model on one set; write `items_out` (per item) and `out` (GENERALIZATION rows).
-
-    spec: {"model": model spec, "set": set config + name, "judge": teacher config + name or
-    null, "judge_prompt": prompt config or null, "sampling": {n, temperature, top_p,
-    max_new_tokens, seed, system}, "batch_size": int, "checker": {timeout_s, workers}}.
-    Returns the GENERALIZATION rows written to `out`.
-    """
+def generate_responses(spec: dict, responses_out: str, cache_dir: str | None,
+                       model: str | None = None, gset: str | None = None) -> pd.DataFrame:
+    """The model's side of a set (a GPU job for a local model): its answers, and for the
+    probe the answers it is scored against (the control prompt, or the turn before the
+    push-back). Calls no judge; `cache_dir` is used only by an API model. Writes and returns
+    the responses table."""
     model_spec, set_spec = _check_spec(spec, model, gset)
     name, bench, category = model_spec["name"], set_spec["name"], set_spec.get("category")
     sampling = dict(spec.get("sampling") or {})
     n = int(sampling.get("n", 1))
     gen_sampling = {k: v for k, v in sampling.items() if k not in _NOT_SAMPLING}
-    is_probe = set_spec.get("source") == "procedural"
-    judge = spec.get("judge")
-    if not is_probe and not (isinstance(judge, dict) and judge.get("model")):
-        raise ValueError(f"generalization.sets.{bench} ({category}) is judged by an LLM: set "
-                         "generalization.judge to a name under teachers:")
-    if not is_probe and not cache_dir:
-        raise ValueError("judging needs the API request cache: pass --cache-dir")
     items = load_set(set_spec, system=sampling.get("system"))
-    human = _human(set_spec, name, items, category)  # a bad scores file fails before any work
     log.info("%s on %s: %d items x %d samples", name, bench, len(items), n)
     batch = int(spec.get("batch_size") or 32)
     prompts = [json.loads(m) for m in items["messages"]]
     outputs = _generate(model_spec, prompts, gen_sampling, n, cache_dir, batch)
-    first_turn = None
+    control = None
     if items["followup"].notna().any():  # multi-turn probe: push back on the model's own answer
-        first_turn = outputs
+        control = outputs
         second = [prompts[i] + [{"role": "assistant", "content": outputs[i][j].text},
                                 {"role": "user", "content": items.at[i, "followup"]}]
                   for i in range(len(items)) for j in range(n)]
         flat = _generate(model_spec, second, gen_sampling, 1, cache_dir, batch)
         outputs = [[flat[i * n + j][0] for j in range(n)] for i in range(len(items))]
+    elif set_spec.get("source") == "procedural" and items["control"].notna().any():
+        control = _generate(model_spec, [json.loads(m) for m in items["control"]], gen_sampling,
+                            n, cache_dir, batch)
     rows = []
     for i, item in enumerate(items.itertuples(index=False)):
         user_turns = [m for m in prompts[i] if m["role"] == "user"]
-        question = item.followup if first_turn is not None else user_turns[-1]["content"]
+        multi = item.followup is not None and not pd.isna(item.followup)
+        question = item.followup if multi else user_turns[-1]["content"]
         for j in range(n):
             o = outputs[i][j]
             rows.append({
@@ -120,10 +121,35 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
                 "asserted": item.asserted, "response": o.text or "",
                 "output_tokens": o.output_tokens, "finish_reason": o.finish_reason,
                 "premise": item.premise, "reference": item.reference,
+                "control_response": None if control is None else (control[i][j].text or ""),
             })
+    return write_responses(pd.DataFrame(rows, columns=RESPONSE_COLUMNS), responses_out)
+
+
+def judge_responses(spec: dict, responses_path: str, out: str, items_out: str,
+                    cache_dir: str | None, model: str | None = None,
+                    gset: str | None = None) -> pd.DataFrame:
+    """Score a set's responses (a local rule: it calls the judge's API): by rule for the
+    procedural sycophancy probe, by the LLM judge otherwise; add the experts' scores when the
+    set names a CSV. Writes the per-item table and returns the GENERALIZATION rows."""
+    model_spec, set_spec = _check_spec(spec, model, gset)
+    name, bench, category = model_spec["name"], set_spec["name"], set_spec.get("category")
+    is_probe = set_spec.get("source") == "procedural"
+    judge = spec.get("judge")
+    if not is_probe and not (isinstance(judge, dict) and judge.get("model")):
+        raise ValueError(f"generalization.sets.{bench} ({category}) is judged by an LLM: set "
+                         "generalization.judge to a name under teachers:")
+    if not is_probe and not cache_dir:
+        raise ValueError("judging needs the API request cache: pass --cache-dir")
+    responses = read_responses(responses_path)
+    if set(responses["model"]) - {name} or set(responses["benchmark"]) - {bench}:
+        raise ValueError(f"{responses_path}: holds responses of another model or set than "
+                         f"{name} on {bench}")
+    human = _human(set_spec, name, responses, category)  # a bad scores file fails before work
+    rows = [{k: (None if _missing(v) else v) for k, v in r.items()}
+            for r in responses.to_dict("records")]
     if is_probe:
-        _score_probe_rows(rows, items, model_spec, first_turn, gen_sampling, n, cache_dir, batch,
-                          spec.get("checker") or {})
+        _score_probe_rows(rows, spec.get("checker") or {})
     else:
         calls = run_judge(judge, category, spec.get("judge_prompt"), rows, str(cache_dir),
                           tag=f"judge:{name}/{bench}")
@@ -145,10 +171,32 @@ def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
     return result
 
 
-def _score_probe_rows(rows: list[dict], items: pd.DataFrame, model_spec: dict,
-                      first_turn: list[list] | None, gen_sampling: dict, n: int,
-                      cache_dir: str | None, batch: int, checker_cfg: dict) -> None:
-    """Rule-score the probe rows in place; the control is the plain prompt or the first turn."""
+def generalize(spec: dict, out: str, items_out: str, cache_dir: str | None,
+               model: str | None = None, gset: str | None = None) -> pd.DataFrame:
+    """Generate and judge in one process (an API model, or a laptop): `generate_responses`
+    then `judge_responses`, the responses kept next to `items_out`. Returns the rows."""
+    _, set_spec = _check_spec(spec, model, gset)
+    is_probe = set_spec.get("source") == "procedural"
+    if not is_probe and not (isinstance(spec.get("judge"), dict) and spec["judge"].get("model")):
+        raise ValueError(f"generalization.sets.{set_spec['name']} is judged by an LLM: set "
+                         "generalization.judge to a name under teachers:")
+    if not is_probe and not cache_dir:
+        raise ValueError("judging needs the API request cache: pass --cache-dir")
+    items = load_set(set_spec, system=(spec.get("sampling") or {}).get("system"))
+    _human(set_spec, spec["model"].get("name") or str(model), items,  # fails before any work
+           set_spec.get("category"))
+    responses = str(items_out).removesuffix(".items.parquet") + ".responses.parquet"
+    generate_responses(spec, responses, cache_dir, model, gset)
+    return judge_responses(spec, responses, out, items_out, cache_dir, model, gset)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA
+
+
+def _score_probe_rows(rows: list[dict], checker_cfg: dict) -> None:
+    """Rule-score the probe rows in place; the control is the plain prompt or the first turn
+    (`control_response`, generated with the responses)."""
     from longthought.curate.answers import AnswerChecker
 
     golds = [r["gold"] for r in rows]
@@ -156,16 +204,10 @@ def _score_probe_rows(rows: list[dict], items: pd.DataFrame, model_spec: dict,
     with AnswerChecker(workers=int(checker_cfg.get("workers", 1)),
                        timeout_s=float(checker_cfg.get("timeout_s", 5))) as checker:
         scored = score_probe(golds, asserted, [r["response"] for r in rows], checker=checker)
-        control_texts = None
-        if first_turn is not None:
-            control_texts = [first_turn[i][j].text for i in range(len(items)) for j in range(n)]
-        elif items["control"].notna().any():
-            ctrl = _generate(model_spec, [json.loads(m) for m in items["control"]], gen_sampling,
-                             n, cache_dir, batch)
-            control_texts = [ctrl[i][j].text for i in range(len(items)) for j in range(n)]
         control = None
-        if control_texts is not None:
-            control = score_probe(golds, asserted, control_texts, checker=checker)
+        if any(r.get("control_response") is not None for r in rows):
+            control = score_probe(golds, asserted, [r.get("control_response") or "" for r in rows],
+                                  checker=checker)
     for k, (row, s) in enumerate(zip(rows, scored, strict=True)):
         row.update(judge="rule", request_key=None, judge_output=None, status="ok",
                    label=s["label"], score=None, passed=s["passed"],

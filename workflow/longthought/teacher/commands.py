@@ -1,4 +1,5 @@
-"""`longthought` verbs of this subpackage: teacher-sim, traces, traces-status."""
+"""`longthought` verbs of this subpackage: teacher-sim, traces, traces-plan, traces-generate,
+cache-merge, traces-status."""
 
 from __future__ import annotations
 
@@ -25,7 +26,35 @@ def _traces(args: argparse.Namespace) -> int:
 
     _setup_logging()
     collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
-                   progress=not args.quiet)
+                   progress=not args.quiet, shards=args.shards)
+    return 0
+
+
+def _traces_plan(args: argparse.Namespace) -> int:
+    from longthought.teacher.traces import plan_local
+
+    _setup_logging()
+    n = plan_local(args.task, args.spec, args.problems, args.cache_dir, args.out)
+    print(f"longthought traces-plan: {args.task}: {n} request(s) to generate -> {args.out}")
+    return 0
+
+
+def _traces_generate(args: argparse.Namespace) -> int:
+    from longthought.teacher.traces import generate_local
+
+    _setup_logging()
+    s = generate_local(args.task, args.spec, args.todo, args.shards, args.out,
+                       progress=not args.quiet)
+    print(f"longthought traces-generate: {args.task}: {s['generated']} generated, "
+          f"{s['already_in_shards']} already in shards, {s['failed']} failed -> {args.shards}")
+    return 0
+
+
+def _cache_merge(args: argparse.Namespace) -> int:
+    from longthought.teacher.shards import merge_shards
+
+    _setup_logging()
+    print(f"longthought cache-merge: {merge_shards(args.shards, args.cache_dir).line()}")
     return 0
 
 
@@ -56,7 +85,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", required=True, help="persistent request cache directory")
     p.add_argument("--out", required=True, help="traces parquet to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar (batch jobs)")
+    p.add_argument("--shards", default=None,
+                   help="local teacher: merge this shard directory (its GPU job's output) into "
+                        "the cache first, and generate nothing here")
     p.set_defaults(func=_traces)
+
+    p = sub.add_parser("traces-plan",
+                       help="local teacher: list the task's requests the cache does not hold")
+    p.add_argument("--task", required=True, help="task name (config tasks.<name>)")
+    p.add_argument("--spec", type=spec_arg, required=True, help="JSON: as for traces")
+    p.add_argument("--problems", required=True, help="problems parquet (the task's pool)")
+    p.add_argument("--cache-dir", required=True, help="persistent request cache directory")
+    p.add_argument("--out", required=True, help="request list to write (parquet)")
+    p.set_defaults(func=_traces_plan)
+
+    p = sub.add_parser("traces-generate",
+                       help="local teacher (GPU job): generate a request list into a shard")
+    p.add_argument("--task", required=True, help="task name (config tasks.<name>)")
+    p.add_argument("--spec", type=spec_arg, required=True, help="JSON: as for traces")
+    p.add_argument("--todo", required=True, help="request list from traces-plan")
+    p.add_argument("--shards", required=True,
+                   help="shard directory: requests already there are skipped (resume), new "
+                        "ones go to a new shard file of this job's own")
+    p.add_argument("--out", required=True, help="summary JSON to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (batch jobs)")
+    p.set_defaults(func=_traces_generate)
+
+    p = sub.add_parser("cache-merge", help="merge cache shards into the request cache")
+    p.add_argument("--shards", required=True, help="shard directory (*.jsonl)")
+    p.add_argument("--cache-dir", required=True, help="persistent request cache directory")
+    p.set_defaults(func=_cache_merge)
 
     p = sub.add_parser("traces-status",
                        help="per task: done, cached, failed, tokens, USD (and the live cache)")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from longthought.teacher.guard import forbid
 from longthought.teacher.sim_config import parse_sim_config
 
 READY_TIMEOUT_S = 60.0
@@ -83,6 +84,7 @@ def start_sim(spec: dict[str, Any]) -> Iterator[str]:
 @contextmanager
 def open_endpoint(teacher_spec: dict[str, Any]) -> Iterator[str]:
     """Yield the teacher's base URL; for `base_url: sim`, a sim server running for the block."""
+    forbid(f"opening the endpoint of teacher {teacher_spec.get('model')!r}")
     base_url = teacher_spec.get("base_url")
     if not base_url or not isinstance(base_url, str):
         raise ValueError(f"teacher {teacher_spec.get('model')!r}: base_url is missing")

@@ -88,3 +88,66 @@ def parse_completion(text: str) -> Parsed:
     model = obj.get("model") if isinstance(obj.get("model"), str) else None
     p, c, r, has = _usage(obj)
     return Parsed(content, reasoning, finish, model, p, c, r, has)
+
+
+class StreamAssembler:
+    """Builds the chat-completion body a streamed reply adds up to, chunk by chunk.
+
+    The collector keeps one body shape in the cache whether a reply was streamed (server-sent
+    events, `chat.completion.chunk` objects) or not, so every reader parses one format. The
+    first choice's content and reasoning pieces are joined; `usage` comes from the last chunk
+    that carries it (`stream_options.include_usage`)."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] = {}
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.reasoning_key = "reasoning_content"
+        self.role = "assistant"
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.chunks = 0
+
+    def add(self, chunk: Any) -> None:
+        """Fold in one decoded SSE data object; anything that is not a chunk is malformed."""
+        if not isinstance(chunk, dict):
+            raise MalformedResponse("a streamed chunk is not a JSON object")
+        self.chunks += 1
+        for k in ("id", "created", "model", "system_fingerprint"):
+            if k in chunk and k not in self.head:
+                self.head[k] = chunk[k]
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta, dict):
+                if isinstance(delta.get("role"), str):
+                    self.role = delta["role"]
+                if isinstance(delta.get("content"), str):
+                    self.content.append(delta["content"])
+                for key in ("reasoning_content", "reasoning"):
+                    if isinstance(delta.get(key), str):
+                        self.reasoning_key = key
+                        self.reasoning.append(delta[key])
+            if isinstance(choice.get("finish_reason"), str):
+                self.finish = choice["finish_reason"]
+
+    def text_so_far(self) -> str:
+        return "".join(self.reasoning) + "".join(self.content)
+
+    def body(self) -> dict[str, Any]:
+        """The assembled `chat.completion` body."""
+        message: dict[str, Any] = {"role": self.role,
+                                   "content": "".join(self.content) if self.content else None}
+        if self.reasoning:
+            message[self.reasoning_key] = "".join(self.reasoning)
+        out: dict[str, Any] = {**self.head, "object": "chat.completion", "choices": [
+            {"index": 0, "message": message, "finish_reason": self.finish}]}
+        if self.usage is not None:
+            out["usage"] = self.usage
+        return out
+
+    def text(self) -> str:
+        return json.dumps(self.body(), ensure_ascii=False, separators=(",", ":"))

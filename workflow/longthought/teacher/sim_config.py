@@ -14,8 +14,15 @@ Keys (all optional):
                            sigma}
   rate_limit_rpm           server-side limit like a real API: 429 + Retry-After beyond it
   models                   model ids listed by GET /v1/models (any id is answered)
+  stream_chunk_tokens      tokens per server-sent event when a request asks to stream (16)
   faults: {rate_429, rate_500, rate_503, rate_hang, rate_drop, rate_malformed, rate_empty,
-           retry_after_s, hang_s}   per-request fault probabilities and their parameters
+           rate_slow_stream, rate_stall, retry_after_s, hang_s, slow_stream_s,
+           slow_stream_gap_s, outage}   per-request fault probabilities and their parameters:
+           slow_stream spreads a reply over slow_stream_s in chunks slow_stream_gap_s apart
+           (streamed; a non-streamed reply just comes after slow_stream_s); stall streams half a
+           reply, then goes silent for hang_s; outage {after_s, for_s, status} answers every
+           request in that window (seconds after start or /sim/reset) with status (429: with
+           Retry-After retry_after_s)
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "hang", "drop", "malformed", "empty")
+FAULT_KINDS = ("429", "500", "503", "hang", "drop", "malformed", "empty", "slow_stream",
+               "stall")
 
 
 @dataclass
@@ -51,11 +59,26 @@ class SimConfig:
     fault_rates: dict[str, float] = field(default_factory=dict)
     retry_after_s: float = 1.0
     hang_s: float = 600.0
+    slow_stream_s: float = 90.0
+    slow_stream_gap_s: float = 3.0
+    stream_chunk_tokens: int = 16
+    outage: Outage | None = None
+
+
+@dataclass
+class Outage:
+    after_s: float
+    for_s: float
+    status: int = 429
+
+    def active(self, elapsed_s: float) -> bool:
+        return self.after_s <= elapsed_s < self.after_s + self.for_s
 
 
 _TOP = {"seed", "slip_rate", "wrong_rate", "truncate_rate", "style", "reasoning_content",
-        "latency_ms", "rate_limit_rpm", "models", "faults"}
-_FAULT_KEYS = {f"rate_{k}" for k in FAULT_KINDS} | {"retry_after_s", "hang_s"}
+        "latency_ms", "rate_limit_rpm", "models", "faults", "stream_chunk_tokens"}
+_FAULT_KEYS = {f"rate_{k}" for k in FAULT_KINDS} | {"retry_after_s", "hang_s", "slow_stream_s",
+                                                   "slow_stream_gap_s", "outage"}
 
 
 def _rate(where: str, value: Any) -> float:
@@ -126,4 +149,25 @@ def parse_sim_config(spec: dict[str, Any] | None) -> SimConfig:
         raise ValueError("sim spec: the fault rates add up to more than 1")
     cfg.retry_after_s = _nonneg("faults.retry_after_s", faults.get("retry_after_s", 1.0))
     cfg.hang_s = _nonneg("faults.hang_s", faults.get("hang_s", 600.0))
+    cfg.slow_stream_s = _nonneg("faults.slow_stream_s", faults.get("slow_stream_s", 90.0))
+    cfg.slow_stream_gap_s = _nonneg("faults.slow_stream_gap_s",
+                                    faults.get("slow_stream_gap_s", 3.0)) or 3.0
+    chunk = spec.get("stream_chunk_tokens", 16)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"sim spec: stream_chunk_tokens must be an integer >= 1, got {chunk!r}")
+    cfg.stream_chunk_tokens = chunk
+    cfg.outage = _outage(faults.get("outage"))
     return cfg
+
+
+def _outage(value: Any) -> Outage | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"after_s", "for_s", "status"}:
+        raise ValueError(f"sim spec: faults.outage must be {{after_s, for_s, status}}, "
+                         f"got {value!r}")
+    status = value.get("status", 429)
+    if status not in (429, 500, 503):
+        raise ValueError(f"sim spec: faults.outage.status must be 429, 500 or 503, got {status!r}")
+    return Outage(_nonneg("faults.outage.after_s", value.get("after_s", 0)),
+                  _nonneg("faults.outage.for_s", value.get("for_s", 0)), status)

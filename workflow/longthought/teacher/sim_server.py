@@ -33,6 +33,7 @@ from aiohttp import web
 from longthought.teacher.sim_config import SimConfig, parse_sim_config
 from longthought.teacher.sim_persona import compose
 from longthought.teacher.tokens import (
+    TOKEN_RE,
     count_prompt_tokens,
     count_tokens,
     message_text,
@@ -42,11 +43,14 @@ from longthought.teacher.tokens import (
 JUDGE_MODULE = "longthought.teacher.sim_judge"
 SIM_KEY: web.AppKey[SimServer] = web.AppKey("sim")
 MAX_EVENTS = 20000
+STREAM_KEYS = ("stream", "stream_options")
 
 
 def body_key(body: dict[str, Any]) -> str:
-    """sha256 of a request body's canonical JSON: the server's name for a request."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of a request body's canonical JSON, without how it travels (`stream`,
+    `stream_options`): the server's name for a request, streamed or not."""
+    content = {k: v for k, v in body.items() if k not in STREAM_KEYS}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -88,11 +92,12 @@ class SimStats:
         self.requests = 0
         self.by_status: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
-        self.events: deque[tuple[float, str, str]] = deque(maxlen=MAX_EVENTS)
+        self.events: deque[tuple[float, str, str, int]] = deque(maxlen=MAX_EVENTS)
 
-    def note(self, key: str, status: str) -> None:
+    def note(self, key: str, status: str, tokens: int = 0) -> None:
+        """One answered request; `tokens`: prompt + completion tokens of a 200."""
         self.by_status[status] += 1
-        self.events.append((time.time(), key, status))
+        self.events.append((time.time(), key, status, tokens))
         if status == "200":
             self.served[key] += 1
 
@@ -119,6 +124,7 @@ class SimServer:
         self.fault_rng = random.Random(f"faults:{cfg.seed}")
         self.stats = SimStats()
         self.bucket = ServerBucket(cfg.rate_limit_rpm) if cfg.rate_limit_rpm else None
+        self.t0 = time.monotonic()  # the outage window counts from here (or /sim/reset)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -256,6 +262,13 @@ class SimServer:
             if wait > 0:
                 self.stats.note(key, "429")
                 return _rate_limited(wait, "rate limit reached for requests per minute")
+        outage = self.cfg.outage
+        if outage is not None and outage.active(time.monotonic() - self.t0):
+            self.stats.note(key, str(outage.status))
+            if outage.status == 429:
+                return _rate_limited(self.cfg.retry_after_s, "rate limit reached (outage)")
+            return _error(outage.status, f"the server had an error (outage {outage.status})",
+                          "server_error", etype="server_error")
         fault = self._draw_fault()
         if fault == "429":
             self.stats.note(key, "429")
@@ -278,12 +291,20 @@ class SimServer:
             return web.Response(status=500)
         if fault == "malformed":
             self.stats.note(key, "malformed")
-            return web.Response(status=200, content_type="application/json",
-                                text='{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+            broken = '{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess'
+            if body.get("stream"):
+                return web.Response(status=200, content_type="text/event-stream",
+                                    text=f"data: {broken}\n\n")
+            return web.Response(status=200, content_type="application/json", text=broken)
         if fault == "empty":
             self.stats.note(key, "empty")
-            return web.json_response({"id": "chatcmpl-empty", "object": "chat.completion",
-                                      "model": body["model"], "choices": [], "usage": None})
+            empty = {"id": "chatcmpl-empty", "object": "chat.completion", "model": body["model"],
+                     "choices": [], "usage": None}
+            if body.get("stream"):
+                chunk = json.dumps({**empty, "object": "chat.completion.chunk"})
+                return web.Response(status=200, content_type="text/event-stream",
+                                    text=f"data: {chunk}\n\ndata: [DONE]\n\n")
+            return web.json_response(empty)
         if str(body["model"]).startswith("judge"):
             try:
                 importlib.import_module(JUDGE_MODULE)
@@ -292,8 +313,74 @@ class SimServer:
                 return _error(404, f"the model {body['model']!r} does not exist (no sim judge "
                               "persona is installed)", "model_not_found")
         payload = self._completion(body, key)
-        self.stats.note(key, "200")
+        usage = payload["usage"]
+        if body.get("stream"):
+            return await self._stream(request, body, key, payload, fault)
+        if fault == "slow_stream":  # not streamed: the whole reply comes after the slow time
+            await self._hang(request, self.cfg.slow_stream_s)
+        self.stats.note(key, "200", usage["total_tokens"])
         return web.json_response(payload)
+
+    # --- streaming -------------------------------------------------------------------------
+
+    def _pieces(self, text: str | None) -> list[str]:
+        """`text` cut into pieces of `stream_chunk_tokens` tokens (whitespace kept)."""
+        if not text:
+            return []
+        n = self.cfg.stream_chunk_tokens
+        ends = [m.end() for i, m in enumerate(TOKEN_RE.finditer(text), 1) if i % n == 0]
+        cuts = [0, *[e for e in ends if e < len(text)], len(text)]
+        return [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], key: str,
+                      payload: dict[str, Any], fault: str | None) -> web.StreamResponse:
+        """Send `payload` as server-sent events (`chat.completion.chunk`s), OpenAI style."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        head = {"id": payload["id"], "object": "chat.completion.chunk",
+                "created": payload["created"], "model": payload["model"],
+                "system_fingerprint": payload["system_fingerprint"]}
+        choice = payload["choices"][0]
+        msg = choice["message"]
+        deltas = [{"role": "assistant", "content": ""}]
+        deltas += [{"reasoning_content": p} for p in self._pieces(msg.get("reasoning_content"))]
+        deltas += [{"content": p} for p in self._pieces(msg.get("content"))]
+        gap = 0.0
+        if fault == "slow_stream":  # exactly n chunks, gap apart: slow_stream_s in all
+            gap = self.cfg.slow_stream_gap_s
+            n = max(2, round(self.cfg.slow_stream_s / gap) + 1)
+            deltas = _regroup(deltas, n)
+            deltas[1:1] = [{"content": ""}] * (n - len(deltas))  # keep-alive deltas if short
+        stall_at = len(deltas) // 2 if fault == "stall" else None
+
+        async def send(obj: dict[str, Any]) -> None:
+            await resp.write(b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n")
+
+        try:
+            for i, delta in enumerate(deltas):
+                if i == stall_at:
+                    self.stats.note(key, "stall")
+                    await self._hang(request, self.cfg.hang_s)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return resp
+                if gap and i:
+                    await asyncio.sleep(gap)
+                await send({**head, "choices": [{"index": 0, "delta": delta,
+                                                 "finish_reason": None, "logprobs": None}]})
+            await send({**head, "choices": [{"index": 0, "delta": {},
+                                             "finish_reason": choice["finish_reason"],
+                                             "logprobs": None}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await send({**head, "choices": [], "usage": payload["usage"]})
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except (ConnectionResetError, RuntimeError):  # the client went away mid-stream
+            self.stats.note(key, "client_gone")
+            return resp
+        self.stats.note(key, "200", payload["usage"]["total_tokens"])
+        return resp
 
     async def models(self, request: web.Request) -> web.Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "longthought-sim"}
@@ -307,8 +394,24 @@ class SimServer:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.stats.reset()
+        self.t0 = time.monotonic()
         self.fault_rng = random.Random(f"faults:{self.cfg.seed}")
         return web.json_response({"ok": True})
+
+
+def _regroup(deltas: list[dict[str, str]], n: int) -> list[dict[str, str]]:
+    """The same deltas merged into about `n` (a slow stream sends few, far apart)."""
+    if len(deltas) <= n:
+        return deltas
+    size = -(-len(deltas) // n)
+    out = []
+    for i in range(0, len(deltas), size):
+        merged: dict[str, str] = {}
+        for d in deltas[i:i + size]:
+            for k, v in d.items():
+                merged[k] = merged.get(k, "") + v if k != "role" else v
+        out.append(merged)
+    return out
 
 
 def _rate_limited(seconds: float, message: str) -> web.Response:

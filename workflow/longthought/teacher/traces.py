@@ -4,21 +4,39 @@ A task is teacher x prompt template x problem pool. Each problem becomes `sample
 chat requests built from the template (`{problem}` and `{solution}` are replaced literally, so
 LaTeX braces in a template are safe); the collector sends them inside `open_endpoint` and every
 request yields exactly one row of the `traces` table, whatever happened to it (ok, failed,
-skipped_budget). A task with an `import:` block instead reads a published trace set
-(`importer.import_traces`).
+skipped_budget), streamed out of the cache into the table a row group at a time. A task with an
+`import:` block instead reads a published trace set (`importer.import_traces`).
+
+A `mode: local` teacher (an open model) goes through three steps a cluster places apart:
+`plan_local` (a local rule: the requests the cache lacks), `generate_local` (the GPU job: a shard
+of its own, never the shared cache) and `collect_traces(..., shards=)` (a local rule: merge,
+then the same table as an online teacher gives).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from longthought.io import read_table, write_table
-from longthought.teacher.collect import ChatRequest, ChatResult, run_requests
+from longthought.io import atomic_path, read_table, validate, write_json, write_table
+from longthought.teacher.budget import Budget
+from longthought.teacher.cache import RequestCache, canonical_json
+from longthought.teacher.collect import ChatRequest, ChatResult, iter_results
 from longthought.teacher.endpoint import open_endpoint
+from longthought.teacher.local import LocalTransport
+from longthought.teacher.progress import Progress
+from longthought.teacher.records import Job, endpoint_id, plan_jobs, teacher_mode
+from longthought.teacher.shards import ShardWriter, merge_shards, shard_keys
+from longthought.teacher.transport import Sink, Unavailable
 
 log = logging.getLogger("longthought.teacher.traces")
 
@@ -79,24 +97,29 @@ def build_requests(task: str, spec: dict[str, Any], problems: pd.DataFrame,
     return stubs, requests
 
 
+def trace_row(task: str, teacher_name: str, prompt_name: str, stub: dict[str, Any],
+              r: ChatResult) -> dict[str, Any]:
+    """One row of the traces table from its stub and its collector result."""
+    return {
+        "trace_id": f"{task}/{stub['problem_id']}/{stub['sample_index']}",
+        "task": task, "teacher": teacher_name, "prompt": prompt_name,
+        "problem_id": stub["problem_id"], "problem": stub["problem"],
+        "answer": stub["answer"], "sample_index": stub["sample_index"],
+        "request_key": r.key, "request": r.request, "response": r.response,
+        "content": r.content, "reasoning_content": r.reasoning_content,
+        "finish_reason": r.finish_reason, "model": r.model,
+        "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+        "reasoning_tokens": r.reasoning_tokens, "latency_s": r.latency_s,
+        "attempts": r.attempts, "cached": r.cached, "status": r.status, "error": r.error,
+        "cost_usd": r.cost_usd,
+    }
+
+
 def trace_rows(task: str, teacher_name: str, prompt_name: str, stubs: list[dict[str, Any]],
-               results: list[ChatResult]) -> pd.DataFrame:
+               results: Iterable[ChatResult]) -> pd.DataFrame:
     """The traces table from row stubs and their collector results."""
-    rows = []
-    for stub, r in zip(stubs, results, strict=True):
-        rows.append({
-            "trace_id": f"{task}/{stub['problem_id']}/{stub['sample_index']}",
-            "task": task, "teacher": teacher_name, "prompt": prompt_name,
-            "problem_id": stub["problem_id"], "problem": stub["problem"],
-            "answer": stub["answer"], "sample_index": stub["sample_index"],
-            "request_key": r.key, "request": r.request, "response": r.response,
-            "content": r.content, "reasoning_content": r.reasoning_content,
-            "finish_reason": r.finish_reason, "model": r.model,
-            "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "reasoning_tokens": r.reasoning_tokens, "latency_s": r.latency_s,
-            "attempts": r.attempts, "cached": r.cached, "status": r.status, "error": r.error,
-            "cost_usd": r.cost_usd,
-        })
+    rows = [trace_row(task, teacher_name, prompt_name, stub, r)
+            for stub, r in zip(stubs, results, strict=True)]
     return pd.DataFrame(rows, columns=TRACE_COLUMNS)
 
 
@@ -105,33 +128,151 @@ TRACE_COLUMNS = ["trace_id", "task", "teacher", "prompt", "problem_id", "problem
                  "reasoning_content", "finish_reason", "model", "prompt_tokens",
                  "completion_tokens", "reasoning_tokens", "latency_s", "attempts", "cached",
                  "status", "error", "cost_usd"]
+_INTS = {"sample_index", "prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts"}
+_FLOATS = {"latency_s", "cost_usd"}
+# One arrow schema for every traces file, however it was written (in one piece or streamed in
+# row groups; online or by a local teacher), so the same table always has the same types.
+TRACE_ARROW = pa.schema([
+    (c, pa.int64() if c in _INTS else pa.float64() if c in _FLOATS
+     else pa.bool_() if c == "cached" else pa.string()) for c in TRACE_COLUMNS])
+ROW_GROUP = 2000
 
 
-def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, cache_dir: str,
-                   out: str, progress: bool = True) -> pd.DataFrame:
-    """Build, send and record the task's requests (or import a trace set); write `out`."""
-    task_cfg = spec.get("task") or {}
-    if task_cfg.get("import"):
-        from longthought.teacher.importer import import_traces
+def write_traces(rows: Iterator[dict[str, Any]], out: str) -> int:
+    """Validate and write traces rows a row group at a time (atomically), so a large task never
+    holds every trace in memory. Returns the number of rows."""
+    n = 0
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, TRACE_ARROW) as writer:
+        while True:
+            part = list(islice(rows, ROW_GROUP))
+            if not part and n:
+                break
+            df = validate(pd.DataFrame(part, columns=TRACE_COLUMNS), "traces",
+                          f"writing {out} (rows {n}-{n + len(part) - 1})")
+            df.index = range(n, n + len(df))
+            writer.write_table(pa.Table.from_pandas(df, schema=TRACE_ARROW, preserve_index=False))
+            n += len(part)
+            if not part:
+                break
+    return n
 
-        df = import_traces(task, spec, problems_path)
-        return write_table(df, out, "traces")
-    if not problems_path:
-        raise ValueError(f"task {task!r}: --problems is required (the task has no import: block)")
+
+def shard_dir_for(cache_dir: str, task: str) -> str:
+    """Where a local teacher's GPU job writes its shards for `task` (next to the cache)."""
+    return str(Path(cache_dir) / "shards" / task)
+
+
+def _task_setup(task: str, spec: dict[str, Any], problems_path: str
+                ) -> tuple[list[dict[str, Any]], list[ChatRequest], dict[str, Any], str, str]:
     problems = read_table(problems_path, "problems")
     stubs, requests = build_requests(task, spec, problems, problems_path)
+    task_cfg = spec.get("task") or {}
     teacher = spec["teacher"]
     teacher_name = spec.get("teacher_name") or task_cfg.get("teacher") or str(teacher["model"])
     prompt_name = spec.get("prompt_name") or task_cfg.get("prompt") or "prompt"
     log.info("task %s: %d problems x %d sample(s) = %d requests to teacher %s (%s)", task,
              len(problems), len(requests) // max(1, len(problems)), len(requests), teacher_name,
-             teacher.get("base_url"))
+             teacher.get("base_url") if teacher_mode(teacher) == "online"
+             else f"local: {teacher.get('model')}")
+    return stubs, requests, teacher, teacher_name, prompt_name
+
+
+def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, cache_dir: str,
+                   out: str, progress: bool = True, shards: str | None = None) -> int:
+    """Build, send and record the task's requests (or import a trace set); write `out`.
+
+    A `mode: local` teacher: with `shards`, merge what its GPU job generated into the cache
+    first and generate nothing here (a request it did not generate is `failed`); without, the
+    model is generated on this machine. Returns the number of rows written."""
+    task_cfg = spec.get("task") or {}
+    if task_cfg.get("import"):
+        from longthought.teacher.importer import import_traces
+
+        df = import_traces(task, spec, problems_path)
+        return len(write_table(df, out, "traces"))
+    if not problems_path:
+        raise ValueError(f"task {task!r}: --problems is required (the task has no import: block)")
+    stubs, requests, teacher, teacher_name, prompt_name = _task_setup(task, spec, problems_path)
+    if teacher_mode(teacher) == "local":
+        transport = None
+        if shards is not None:
+            report = merge_shards(shards, cache_dir)
+            log.info("task %s: %s", task, report.line())
+            transport = Unavailable(f"not generated by the local teacher's job for task {task!r} "
+                                    f"(its log: results/logs/traces_generate/{task}.log); run "
+                                    "the workflow again to generate what is missing")
+        results = iter_results(teacher, requests, cache_dir, None, progress=progress, tag=task,
+                               transport=transport)
+        rows = (trace_row(task, teacher_name, prompt_name, stub, r)
+                for stub, r in zip(stubs, results, strict=True))
+        return write_traces(rows, out)
     with open_endpoint(teacher) as base_url:
-        results = run_requests(teacher, requests, cache_dir, base_url, progress=progress,
+        results = iter_results(teacher, requests, cache_dir, base_url, progress=progress,
                                tag=task)
-    df = trace_rows(task, teacher_name, prompt_name, stubs, results)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return write_table(df, out, "traces")
+        rows = (trace_row(task, teacher_name, prompt_name, stub, r)
+                for stub, r in zip(stubs, results, strict=True))
+        return write_traces(rows, out)
+
+
+TODO_COLUMNS = ["request_key", "sample_index", "request"]
+
+
+def plan_local(task: str, spec: dict[str, Any], problems_path: str, cache_dir: str,
+               out: str) -> int:
+    """A local teacher's request list (a local rule): every request of the task the cache does
+    not hold yet, for the GPU job to generate. Returns how many there are."""
+    stubs, requests, teacher, _, _ = _task_setup(task, spec, problems_path)
+    if teacher_mode(teacher) != "local":
+        raise ValueError(f"task {task!r}: its teacher is not mode: local (nothing to plan)")
+    _, jobs = plan_jobs(teacher, requests, endpoint_id(teacher, None), None)
+    with RequestCache(cache_dir) as cache:
+        have = cache.has_many(jobs)
+    todo = pd.DataFrame([{"request_key": k, "sample_index": j.sample_index,
+                          "request": canonical_json(j.body)}
+                         for k, j in jobs.items() if k not in have], columns=TODO_COLUMNS)
+    with atomic_path(out) as tmp:
+        todo.to_parquet(tmp, index=False)
+    log.info("task %s: %d unique requests, %d in the cache, %d to generate -> %s", task,
+             len(jobs), len(have), len(todo), out)
+    return len(todo)
+
+
+def generate_local(task: str, spec: dict[str, Any], todo_path: str, shard_dir: str, out: str,
+                   progress: bool = False) -> dict[str, Any]:
+    """The local teacher's GPU job: generate every planned request its shards do not hold yet
+    (so a job restarted after preemption resumes), into a new shard of its own. Never opens
+    the shared cache. Writes a summary JSON to `out` and returns it."""
+    teacher = spec["teacher"]
+    if teacher_mode(teacher) != "local":
+        raise ValueError(f"task {task!r}: its teacher is not mode: local")
+    todo = pd.read_parquet(todo_path)
+    missing = set(TODO_COLUMNS) - set(todo.columns)
+    if missing:
+        raise ValueError(f"{todo_path}: not a request list (missing columns {sorted(missing)})")
+    done = shard_keys(shard_dir)
+    jobs = []
+    for row in todo.itertuples(index=False):
+        if row.request_key in done:
+            continue
+        body = json.loads(row.request)
+        jobs.append(Job(row.request_key, body, int(row.sample_index), 0, 0, 0.0))
+    summary: dict[str, Any] = {"task": task, "planned": len(todo),
+                               "already_in_shards": len(todo) - len(jobs)}
+    transport = LocalTransport(teacher)
+    with ShardWriter(shard_dir) as writer:
+        bar = Progress(len(jobs), 0, task, progress)
+        sink = Sink(writer, Budget(None, None), None, bar, task)
+        if jobs:
+            asyncio.run(transport.run(jobs, sink))
+        bar.close()
+        summary.update(generated=transport.generated, failed=transport.failed,
+                       backend=transport.backend, seconds=round(transport.seconds, 3),
+                       shard=str(writer.path) if writer.written else None)
+    if not writer.written:
+        Path(writer.path).unlink(missing_ok=True)
+    log.info("task %s: %s", task, transport.summary())
+    write_json(out, summary)
+    return summary
 
 
 def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
