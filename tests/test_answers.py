@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from longthought.curate.answers import (
+from longthought.answers import (
     AnswerChecker,
     check_answer,
     check_markers,
     extract_answer,
     extract_thinking,
+    final_part,
     normalize_gold,
 )
 
-BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 
@@ -30,7 +33,11 @@ def checker():
     ("text", "expected"),
     [
         (r"so the total is \boxed{42}.", "42"),
-        (r"first \boxed{1} then \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        # several boxes close together are one answer (grouped as math-verify groups them)
+        (r"first \boxed{1} then \boxed{\frac{1}{2}}", r"1, \frac{1}{2}"),
+        (r"\boxed{(1, 2)}, \boxed{(2, 1)}", "(1, 2), (2, 1)"),
+        (r"We get \boxed{2}. Hmm, wait, let me recheck this whole computation once more, "
+         r"carefully, from the start: \boxed{3}", "3"),
         (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)"),
         (r"set \boxed{\{1,2\}} done", r"\{1,2\}"),
         (r"or \fbox{7}", "7"),
@@ -39,15 +46,24 @@ def checker():
         ("The final answer is: 3/4", "3/4"),
         ("work...\nAnswer: x = 2\n", "x = 2"),
         ("**Answer:** 17", "17"),
-        ("we get\n$7$", "7"),
+        ("we get\n$7$", None),  # no box, no answer line: math-verify's job, not the scan's
         ("no answer at all here", None),
         (r"cut off \boxed{12", None),
-        ("<think>maybe \\boxed{3}</think>\n\nThe result is \\boxed{4}.", "4"),
-        ("<think>so \\boxed{3}", "3"),  # truncated after the thought: the thought's box
     ],
 )
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def test_final_part_cuts_the_thought():
+    assert final_part("<think>maybe \\boxed{3}</think>\n\nThe result is \\boxed{4}.").text \
+        == "The result is \\boxed{4}."
+    cut = final_part("<think>so \\boxed{3}")  # a truncated thought has no answer at all
+    assert cut.text is None and "cut off" in cut.detail
+    sky = final_part("<|begin_of_thought|>t \\boxed{1}")
+    assert sky.text is None and "<|end_of_thought|>" in sky.detail
+    assert final_part("no markers \\boxed{2}").text == "no markers \\boxed{2}"
+    assert final_part("thought</think>ans").text == "ans"  # <think> was in the prompt
 
 
 def test_extract_thinking_formats():
@@ -85,6 +101,16 @@ def test_normalize_gold():
     assert normalize_gold(None) == ""
     assert normalize_gold(float("nan")) == ""
     assert normalize_gold(" \\frac{1}{2} ") == "\\frac{1}{2}"
+    # the three shapes a gold comes in: bare, LaTeX in delimiters, a whole solution
+    assert normalize_gold("$28\\%$") == "28\\%"
+    assert normalize_gold("\\(x+1\\)") == "x+1"
+    assert normalize_gold("$$\\frac{10}{9}$$") == "\\frac{10}{9}"
+    assert normalize_gold("27.0") == "27"
+    solution = ("We have $r = 3$. The answer is $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}$, "
+                "as drawn.")
+    assert normalize_gold(solution) == "\\left( 3, \\frac{\\pi}{2} \\right)"
+    assert normalize_gold("so $\\boxed{2}$ or $\\boxed{3}$.") == "2, 3"
+    assert normalize_gold("\\$32,348") == "\\$32,348"  # an escaped dollar is not a delimiter
 
 
 EQUIVALENT = [

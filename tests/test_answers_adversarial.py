@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from longthought.curate.answers import AnswerChecker, check_many
-from longthought.curate.pool import CRASHED, OK, TIMEOUT, DeadlinePool
+from longthought.answers import AnswerChecker, check_many
+from longthought.answers.pool import CRASHED, OK, TIMEOUT, DeadlinePool
 
 TIMEOUT_S = 2.0
 
@@ -48,7 +48,7 @@ def _corpus(sentinel: str) -> list[str]:
 
 def test_extraction_stays_within_the_check_deadline(tmp_path):
     """Extraction runs in the parent (no worker to kill), so it must be linear on any input."""
-    from longthought.curate.extract import extract_answer_detail
+    from longthought.answers.extract import extract_answer_detail
 
     for text in _corpus(str(tmp_path / "S")):
         start = time.monotonic()

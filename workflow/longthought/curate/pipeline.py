@@ -5,7 +5,9 @@ Filters run in funnel order, and each row is removed by the first that rejects i
     malformed        status != ok, empty content, missing ids, a duplicate trace_id (always on)
     truncated        finish_reason == "length"
     thought_markers  thought markers missing or unbalanced (unless the thought came separately)
-    final_answer     no final answer extracted (or one refused as hostile)
+    final_answer     no final answer after the thought: none in \boxed{} (answer_extraction:
+                     boxed, the default), a thought cut off before </think>, a refusal, nothing
+                     math-verify can extract (full), or a box refused as hostile
     correct          math-verify against the gold answer: wrong / undecided / timeout / error
     length           outside [min_tokens, max_tokens] (usage completion_tokens, or a tokenizer)
     repetition       repeated word n-gram ratio above max_ratio
@@ -35,12 +37,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longthought import io
-from longthought.curate.answers import AnswerChecker
+from longthought.answers.checker import AnswerChecker, Verdict, check_extraction
+from longthought.answers.pool import OK, DeadlinePool
 from longthought.curate.decontaminate import BenchmarkIndex
 from longthought.curate.dedup import KEEP, Candidate, cluster_problems, keep_policy
-from longthought.curate.extract import Extraction
 from longthought.curate.formatting import FORMATS, build_messages, messages_json
-from longthought.curate.pool import OK, DeadlinePool
 from longthought.curate.tracefilters import SCRIPTS, RowResult
 from longthought.schemas import ALL
 
@@ -73,11 +74,14 @@ def _section(spec: dict, key: str, defaults: dict, where: str) -> dict:
 def resolve_spec(spec: dict, name: str) -> dict:
     """datasets.<name> with defaults filled in and every knob checked (errors name the key)."""
     where = f"datasets.{name}"
-    known = {"tasks", "filters", "dedup", "decontaminate", "format"}
+    known = {"tasks", "filters", "dedup", "decontaminate", "format", "answer_extraction"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     f = _section(spec, "filters", FILTER_DEFAULTS, where)
+    # the answer must be boxed unless the dataset says otherwise (the teacher was asked for it)
+    f["answer_extraction"] = check_extraction(spec.get("answer_extraction", "boxed"),
+                                              f"{where}.answer_extraction")
     if f["thought_markers"] not in (True, False, None, "auto", "think", "sky"):
         raise ValueError(f"{where}.filters.thought_markers must be true/false/think/sky")
     f["thought_markers"] = f["thought_markers"] or False
@@ -244,20 +248,32 @@ def _analyse_window(window: list[dict], analyser: DeadlinePool, checker: AnswerC
             else:
                 seen[res.sample_id] = f"{Path(path).name}:row{res.row}"
             out.append(_Row(fi, res))
-    if filters["correct"]:
-        todo = [r.res for r in out if r.res.filter is None]
-        verdicts = checker.check_extractions(
-            [r.answer for r in todo],
-            [Extraction(r.extracted, r.method, r.extract_detail) for r in todo])
-        for r, v in zip(todo, verdicts, strict=True):
-            if v.correct:
-                continue
-            reason = {"wrong": "wrong answer", "no_answer": "no final answer"}.get(
-                v.reason, v.reason)
-            extra = f"; {v.detail}" if v.detail else ""
-            r.filter, r.reason = "correct", reason
-            r.detail = f"extracted {_clip(v.extracted)!r}, gold {_clip(r.answer)!r}{extra}"
+    todo = [r.res for r in out if r.res.filter is None and r.res.pending is not None]
+    if todo and filters["correct"]:
+        for r, v in zip(todo, checker.resolve([r.pending for r in todo]), strict=True):
+            r.verdict = v
+    for row in out:
+        r = row.res
+        r.pending = None  # the final text it carried is not needed any more
+        if r.filter is None and r.verdict is not None:
+            _apply_verdict(r, r.verdict, filters)
+            r.verdict = None
     return out
+
+
+def _apply_verdict(r: RowResult, v: Verdict, filters: dict) -> None:
+    """Reject a row whose answer is not correct: no answer -> final_answer (when on), the rest
+    -> correct (when on)."""
+    if v.correct:
+        return
+    extra = f"; {v.detail}" if v.detail else ""
+    found = f" (found by {v.method})" if v.method != "none" else ""
+    detail = f"extracted {_clip(v.extracted)!r}{found}, gold {_clip(r.answer)!r}{extra}"
+    if v.reason == "no_answer" and filters["final_answer"]:
+        r.filter, r.reason, r.detail = "final_answer", v.detail or "no final answer", detail
+    elif filters["correct"]:
+        reason = {"wrong": "wrong answer", "no_answer": "no final answer"}.get(v.reason, v.reason)
+        r.filter, r.reason, r.detail = "correct", reason, detail
 
 
 def _clip(text: str | None, n: int = 120) -> str | None:

@@ -2,10 +2,11 @@
 
 `analyse_batch` runs in a worker process (through `DeadlinePool`) on a batch of raw trace rows and
 returns one small `RowResult` per row: the first failing early filter (malformed, truncated,
-thought_markers, final_answer), the extracted final answer for the correctness check, and the
-measurements the later filters need (length in tokens, repeated n-gram ratio, script share). The
-parent applies them in funnel order. All of it is string scanning and numpy: no parser sees the
-text here.
+thought_markers, final_answer), the answer check as far as it goes without a parser
+(`answers.prepare`: the thinking cut, the screen, the boxed requirement, the fast path; what is
+left is a pending item for math-verify), and the measurements the later filters need (length in
+tokens, repeated n-gram ratio, script share). The parent applies them in funnel order. All of it
+is string scanning and numpy: no parser sees the text here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from longthought.curate.extract import check_markers, extract_answer_detail
+from longthought.answers.checker import Pending, Verdict, prepare
+from longthought.answers.thinking import FinalPart, check_markers, final_part
 from longthought.curate.formatting import assistant_text, split_trace
 
 STATUSES = ("ok", "failed", "skipped_budget")
@@ -54,9 +56,8 @@ class RowResult:
     filter: str | None = None  # first failing early filter
     reason: str = ""
     detail: str | None = None
-    extracted: str | None = None
-    method: str = "none"
-    extract_detail: str = ""
+    verdict: Verdict | None = None  # the answer check, when decided without a parser
+    pending: Pending | None = None  # else what math-verify must decide (dropped once decided)
     tokens: int | None = None
     tokens_source: str = ""
     repetition: float = 0.0
@@ -154,13 +155,18 @@ def _analyse(rec: dict, row: int, filters: dict, fmt: dict) -> RowResult:
         if why:
             return reject("thought_markers", why)
     thinking, final = split_trace(rec)
-    found = extract_answer_detail(final) if final else extract_answer_detail("")
-    r.extracted, r.method, r.extract_detail = found.answer, found.method, found.detail
-    if filters["final_answer"] and found.answer is None:
-        if found.method in ("oversized", "nested"):
-            return reject("final_answer", f"answer refused: {found.detail}")
-        return reject("final_answer", "no final answer after the thought" if thinking
-                      else "no final answer")
+    if filters["final_answer"] or filters["correct"]:
+        check = prepare(r.answer, answer_part(content, reasoning), filters["answer_extraction"],
+                        r.problem)
+        if isinstance(check, Verdict):
+            if filters["final_answer"] and (check.reason == "no_answer"
+                                            or check.method in ("oversized", "nested")):
+                why = check.detail if check.reason == "no_answer" else \
+                    f"answer refused: {check.detail}"
+                return reject("final_answer", why)
+            r.verdict = check
+        else:
+            r.pending = check
     usage = rec.get("completion_tokens")
     if usage is not None and not (isinstance(usage, float) and math.isnan(usage)):
         r.tokens, r.tokens_source = int(usage), "usage.completion_tokens"
@@ -177,6 +183,15 @@ def _analyse(rec: dict, row: int, filters: dict, fmt: dict) -> RowResult:
     body = " ".join(words)
     r.response_hash = hashlib.blake2b(body.encode("utf-8"), digest_size=12).hexdigest()
     return r
+
+
+def answer_part(content: str, reasoning: str | None) -> FinalPart:
+    """The part of a trace that holds its answer: the content after any thinking block (the
+    thought may also have come separately as `reasoning_content`)."""
+    part = final_part(content)
+    if (reasoning or "").strip():
+        return FinalPart(part.text, reasoning, part.detail)
+    return part
 
 
 def _marker_problem(content: str, markers: str | bool) -> str | None:

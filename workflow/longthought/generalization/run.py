@@ -149,7 +149,7 @@ def _score_probe_rows(rows: list[dict], items: pd.DataFrame, model_spec: dict,
                       first_turn: list[list] | None, gen_sampling: dict, n: int,
                       cache_dir: str | None, batch: int, checker_cfg: dict) -> None:
     """Rule-score the probe rows in place; the control is the plain prompt or the first turn."""
-    from longthought.curate.answers import AnswerChecker
+    from longthought.answers.checker import AnswerChecker
 
     golds = [r["gold"] for r in rows]
     asserted = [r["asserted"] for r in rows]
