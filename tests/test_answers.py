@@ -222,3 +222,57 @@ def test_check_answer_cli(capsys):
     assert json.loads(capsys.readouterr().out)["reason"] == "wrong"
     assert main(["check-answer", "3", "no idea"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "no_answer"
+    assert main(["check-answer", "34", "The largest $n$ is 34."]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "last_math"
+    assert main(["check-answer", "--extraction", "boxed", "34", "The largest $n$ is 34."]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "no_answer"
+
+
+def test_extraction_modes(checker):
+    golds = ["34"] * 4
+    responses = ["The largest $n$ is 34.", "<think>so 33?</think>\n\nThe answer is $\\boxed{34}$.",
+                 "The answer is 34.", "<think>it is \\boxed{34}</think>\n\nThe answer is 34."]
+    full = checker.check(golds, responses)  # the default: math-verify's full extraction
+    boxed = checker.check(golds, responses, extraction="boxed")
+    assert [v.reason for v in full] == ["correct"] * 4
+    assert [v.method for v in full] == ["last_math", "boxed", "answer_phrase", "answer_phrase"]
+    assert [v.reason for v in boxed] == ["no_answer", "correct", "no_answer", "no_answer"]
+    assert "boxed" in boxed[0].detail
+    with pytest.raises(ValueError, match="answer_extraction"):
+        checker.check(["1"], ["1"], extraction="lenient")
+
+
+def test_check_answer_without_options_grades_as_evaluation():
+    v = check_answer("10455", "Final Answer: The final answer is $10,455$. I hope it is correct.")
+    assert (v.correct, v.method) == (True, "answer_phrase")
+    v = check_answer("34", "The largest $n$ is 34.", extraction="boxed")
+    assert v.reason == "no_answer"
+
+
+def test_refusal_is_no_answer_not_wrong(checker):
+    refusal = ("I'm sorry, but I couldn't find a problem I know how to solve in your message. "
+               "Could you state it again, for example as \"Compute $12 + 34$.\"?")
+    for mode in ("full", "boxed"):
+        v = checker.check(["46"], [refusal], extraction=mode)[0]
+        assert (v.correct, v.reason, v.extracted) == (False, "no_answer", None)
+
+
+GPQA = "Which is right?\n\nA) 1.1 eV\nB) 2.4 eV\nC) 0.8 eV\nD) 3.2 eV"
+
+
+@pytest.mark.parametrize(("response", "letter"), [
+    ("The answer is (C).", "C"), ("Answer: C", "C"), ("\\boxed{C}", "C"), ("\\boxed{(C)}", "C"),
+    ("**Answer: (C)**", "C"), ("so the answer is 0.8 eV.", "C"), ("\\boxed{0.8 eV}", "C"),
+    ("\\boxed{\\text{(C) } 0.8 eV}", "C"), ("(C)", "C"), ("Answer: I think it is (B).", "B"),
+    ("A quick estimate first.\n\nThe correct option is D.", "D"),
+])
+def test_multiple_choice_by_letter(checker, response, letter):
+    v = checker.check(["C"], [response], problems=[GPQA])[0]
+    assert v.extracted == letter and v.correct is (letter == "C"), v
+
+
+def test_multiple_choice_without_a_letter(checker):
+    v = checker.check(["C"], ["I am not sure which one."], problems=[GPQA])[0]
+    assert v.reason == "no_answer"
+    v = checker.check(["C"], ["\\boxed{7}"], problems=[GPQA])[0]
+    assert v.reason == "wrong" and "choice letter" in v.detail

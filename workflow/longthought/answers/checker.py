@@ -67,7 +67,7 @@ class Verdict:
 class Pending:
     """A check the parser must decide: the worker's input and the hand scan's candidate."""
 
-    item: tuple  # (gold, final text, extraction, has box, kind, hint)
+    item: tuple  # (gold, final text, extraction, boxes in the answer, kind, hint)
     extracted: str | None
     method: str
 
@@ -194,7 +194,7 @@ def prepare(gold_raw: object, final: FinalPart, extraction: str = DEFAULT_EXTRAC
     if scan.answer is None and (why := unanswered(text)) is not None:
         return Verdict(False, "no_answer", None, why)
     kind = "text" if text_words(gold) is not None else "math"
-    return Pending((gold, _tail(text), extraction, boxed, kind, scan.answer), scan.answer,
+    return Pending((gold, _tail(text), extraction, scan.boxes, kind, scan.answer), scan.answer,
                    "boxed" if boxed else "none")
 
 

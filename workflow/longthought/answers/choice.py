@@ -95,6 +95,10 @@ def response_letter(final: str, problem: str | None = None) -> tuple[str | None,
         hits = list(_phrase_re(valid).finditer(line))
         if hits:
             return hits[-1].group(1), "answer_phrase"
+        if "answer" in line.lower() or "option" in line.lower():  # "Answer: I think it's (B)"
+            paren = re.findall(r"\(([" + valid + r"])\)", line)
+            if paren:
+                return paren[-1], "answer_phrase"
         if opts:
             m = _PHRASE_TEXT_RE.search(line)
             if m and (letter := _letter_of(m.group("ans"), opts)):

@@ -18,12 +18,20 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+import math_verify.parser as _mv_parser
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from longthought.answers.choice import unwrap
 
 logging.getLogger("math_verify").setLevel(logging.CRITICAL)
 logging.getLogger("latex2sympy2_extended").setLevel(logging.CRITICAL)
+
+# math-verify caches its compiled extraction regexes for one config only (lru_cache(maxsize=1));
+# the three configs below would recompile them on every call (tens of ms each). Keep a few.
+for _name in ("lazy_latex_regex", "lazy_expr_regex"):
+    _fn = getattr(_mv_parser, _name, None)
+    if _fn is not None and hasattr(_fn, "__wrapped__"):
+        setattr(_mv_parser, _name, lru_cache(maxsize=8)(_fn.__wrapped__))
 
 _GOLD_CONFIG = (LatexExtractionConfig(), ExprExtractionConfig())
 # Boxed first (priority 0), then "final answer is", "Answer:", then any math (the last one).
@@ -52,20 +60,37 @@ def _extracted(parsed: list[Any]) -> str:
     return strings[-1] if strings else str(parsed[0])
 
 
-def extract(text: str, extraction: str, boxed: bool) -> tuple[list[Any], str]:
+def _parsed(found: list[Any]) -> bool:
+    """Whether math-verify parsed something (not only its fallback string of a failed match)."""
+    return any(not isinstance(p, str) for p in found)
+
+
+def extract(text: str, extraction: str, boxes: int, hint: str | None) -> tuple[list[Any], str]:
     """(math-verify's extraction, which extraction found it) from a final part.
 
-    `boxed` mode and a box present: the anchored pass finds it (box priority 0). `full`: first
-    a box or an answer phrase, then any math in the text (math-verify's unanchored patterns;
-    the rightmost match wins).
+    In order: a box or an answer phrase (math-verify's anchored patterns, box first); several
+    boxes that math-verify's grouping joins (`\\boxed{1}, \\boxed{2}`) parsed as one answer;
+    the hand scan's answer line (`hint`, e.g. "The answer is \\$32,348."); then, in `full` mode
+    only, any math in the text (math-verify's unanchored patterns, the rightmost match).
     """
+    anchored = "boxed" if boxes else "answer_phrase"
+    if boxes >= 2 and hint:  # one answer of several boxes: a set or tuple
+        found = list(parse_gold(hint))
+        if _parsed(found):
+            return found, "boxed"
     found = _parse(text, _ANCHORED_CONFIG)
-    if found:
-        return found, "boxed" if boxed else "answer_phrase"
+    if _parsed(found):
+        return found, anchored
+    if hint:
+        from_hint = list(parse_gold(hint))
+        if _parsed(from_hint):
+            return from_hint, anchored
     if extraction == "boxed":
-        return [], "none"
-    found = _parse(text, _FULL_CONFIG)
-    return found, ("last_math" if found else "none")
+        return found, anchored if found else "none"
+    full = _parse(text, _FULL_CONFIG)
+    if _parsed(full):
+        return full, "last_math"
+    return found or full, "none"
 
 
 def _words(text: str) -> str:
@@ -73,27 +98,31 @@ def _words(text: str) -> str:
 
 
 def grade(item: tuple) -> tuple[str, str, str | None, str]:
-    """(gold, final text, extraction, has box, kind, hint) -> (reason, detail, extracted, method).
+    """(gold, final text, extraction, boxes, kind, hint) -> (reason, detail, extracted, method).
 
     kind "text": the gold is words (`\\text{Evelyn}`): compared as words, since math-verify
     reads a word as a product of symbols (an anagram would pass). `hint` is the hand scan's
-    candidate, used for text answers math-verify does not extract ("The answer is Evelyn.").
+    candidate (the box group, or the answer line).
     """
-    gold, text, extraction, boxed, kind, hint = item
-    pred, method = extract(text, extraction, boxed)
+    gold, text, extraction, boxes, kind, hint = item
     if kind == "text":
-        got = _extracted(pred) if pred else hint
+        got = hint
+        if got is None:
+            pred, method = extract(text, extraction, boxes, None)
+            got = _extracted(pred) if pred else None
+        else:
+            method = "boxed" if boxes else "answer_phrase"
         if got is None:
             return "no_answer", "no answer found", None, "none"
         same = _words(got) == _words(gold)
-        return ("correct" if same else "wrong"), "compared as words", got, method if pred \
-            else "answer_phrase"
+        return ("correct" if same else "wrong"), "compared as words", got, method
+    pred, method = extract(text, extraction, boxes, hint)
     gold_parsed = list(parse_gold(gold))
     if not gold_parsed:
-        return "undecided", "gold answer could not be parsed", _extracted(pred) if pred \
-            else hint, method
+        return "undecided", "gold answer could not be parsed", \
+            _extracted(pred) if pred else hint, method
     if not pred:
-        if boxed:
+        if boxes:
             return "undecided", "answer could not be parsed", hint, "boxed"
         return "no_answer", "math-verify found no answer", None, "none"
     ok = verify(gold_parsed, pred, timeout_seconds=None)
