@@ -105,8 +105,13 @@ def text_words(gold: str) -> str | None:
 
 
 def number(text: str) -> Fraction | None:
-    """A plain integer, decimal or fraction (`-3`, `0.5`, `\\frac{1}{2}`, `1/2`), else None."""
+    """A plain integer, decimal or fraction (`-3`, `0.5`, `\\frac{1}{2}`, `1/2`, AIME's
+    `\\text{(073)}`), else None."""
     text = _cosmetic(text)
+    if "\\text" in text or "\\mathrm" in text or "\\mbox" in text:
+        text = _cosmetic(unwrap(text))
+    if text.startswith("(") and text.endswith(")") and text[1:-1].isdigit():
+        text = text[1:-1]  # AIME's "(073)"
     m = _NUM_RE.match(text)
     if m:
         return Fraction(m.group(2)) * (-1 if m.group(1) else 1)

@@ -93,10 +93,17 @@ def _balanced(text: str, start: int) -> tuple[str | None, str, int]:
     return None, "unbalanced", i
 
 
-def _boxes(text: str) -> tuple[list[tuple[int, int, str]], Extraction | None]:
+def box_spans(text: str, last: int | None = MAX_BOX_CANDIDATES) -> list[tuple[int, int, str]]:
+    """(start, index of the closing brace, content) of the `last` complete boxes, in order."""
+    return _boxes(text, last)[0]
+
+
+def _boxes(text: str, last: int | None = MAX_BOX_CANDIDATES
+           ) -> tuple[list[tuple[int, int, str]], Extraction | None]:
     """The last complete boxes as (start, end, content), in text order, and a refusal if the
     last box was oversized or too deeply nested."""
-    matches = list(_BOX_RE.finditer(text))[-MAX_BOX_CANDIDATES:]
+    matches = list(_BOX_RE.finditer(text))
+    matches = matches[-last:] if last else matches
     found: list[tuple[int, int, str]] = []
     refused: Extraction | None = None
     for m in matches:
