@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks"
 
 
 def _spec(decontaminate: bool) -> dict:

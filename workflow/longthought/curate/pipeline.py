@@ -15,16 +15,17 @@ Filters run in funnel order, and each row is removed by the first that rejects i
     dedup            duplicate problems (exact, MinHash LSH), identical responses, keep policy
     decontaminate    a word n-gram shared with a benchmark problem
 
-Built to stream 100k+ long traces in bounded memory: pass 1 reads each trace file in batches and
-analyses them in worker processes, keeping only a small record per row; answers go to the
-deadline-bounded checker pool; dedup and decontamination then work on problem texts; pass 2
-re-reads the files and writes the kept rows chunk by chunk. Every rejected row lands in the
-rejected table with its filter, reason and detail, and `kept + rejected = input` is asserted.
+Built to stream 100k+ long traces in bounded memory: one pass reads each trace file in batches
+and analyses them in worker processes, keeping only a small record per row; the workers also
+format every row that passes the early filters into an Arrow shard (`export`); answers that need
+a parser go to the deadline-bounded checker pool; dedup and decontamination then work on problem
+texts; finally the kept rows are assembled from the shards with Arrow operations (the traces are
+not read twice). Every rejected row lands in the rejected table with its filter, reason and
+detail, and `kept + rejected = input` is asserted.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longthought import io
@@ -41,7 +41,8 @@ from longthought.answers.checker import AnswerChecker, Verdict, check_extraction
 from longthought.answers.pool import OK, DeadlinePool
 from longthought.curate.decontaminate import BenchmarkIndex
 from longthought.curate.dedup import KEEP, Candidate, cluster_problems, keep_policy
-from longthought.curate.formatting import FORMATS, build_messages, messages_json
+from longthought.curate.export import assemble
+from longthought.curate.formatting import FORMATS
 from longthought.curate.tracefilters import SCRIPTS, RowResult
 from longthought.schemas import ALL
 
@@ -153,11 +154,6 @@ def _arrow_batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
         offset += batch.num_rows
 
 
-def _batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
-    for offset, batch in _arrow_batches(pf, rows, columns):
-        yield offset, batch.to_pylist()
-
-
 def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], out: str,
            rejected: str, funnel: str, export_dir: str | None = None, workers: int | None = None,
            timeout_s: float | None = None, batch_rows: int = 256) -> dict:
@@ -178,38 +174,50 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     seen: dict[str, str] = {}
     analyser = DeadlinePool(_ANALYSER, workers=workers, timeout_s=600, memory_mb=None, chunk=1)
     checker = AnswerChecker(workers=workers, timeout_s=timeout_s)
-    item_spec = {"filters": filters, "format": cfg["format"]}
+    shard_dir = tempfile.mkdtemp(prefix=f".{Path(out).name}.shards.",
+                                 dir=Path(out).resolve().parent)
+    item_spec = {"filters": filters, "format": cfg["format"], "dataset": dataset,
+                 "shard_dir": shard_dir}
     try:
-        for fi, (path, pf) in enumerate(zip(traces, files, strict=True)):
-            window: list[dict] = []
-            # Arrow batches go to the workers as they are: the long texts become Python strings
-            # only there, so the parent's heap holds nothing per row but the small results.
-            for offset, batch in _arrow_batches(pf, batch_rows, READ_COLUMNS):
-                window.append({"batch": batch, "spec": item_spec, "offset": offset})
-                if len(window) >= 2 * workers:
+        try:
+            for fi, (path, pf) in enumerate(zip(traces, files, strict=True)):
+                window: list[dict] = []
+                # Arrow batches go to the workers as they are: the long texts become Python
+                # strings only there, so the parent's heap holds nothing per row but the small
+                # results.
+                for offset, batch in _arrow_batches(pf, batch_rows, READ_COLUMNS):
+                    window.append({"batch": batch, "spec": item_spec, "offset": offset,
+                                   "file": fi})
+                    if len(window) >= 2 * workers:
+                        rows += _analyse_window(window, analyser, checker, filters, path, fi,
+                                                seen)
+                        window = []
+                if window:
                     rows += _analyse_window(window, analyser, checker, filters, path, fi, seen)
-                    window = []
-            if window:
-                rows += _analyse_window(window, analyser, checker, filters, path, fi, seen)
-    finally:
-        analyser.close()
-        checker.close()
-    t_analysed = time.monotonic()
-    n_input = len(rows)
-    _late_filters(rows, filters)
-    _dedup(rows, cfg["dedup"])
-    if bench_tables:
-        t_decon = time.monotonic()
-        _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
-        seconds_decon += time.monotonic() - t_decon
+        finally:
+            analyser.close()
+            checker.close()
+        t_analysed = time.monotonic()
+        n_input = len(rows)
+        _late_filters(rows, filters)
+        _dedup(rows, cfg["dedup"])
+        if bench_tables:
+            t_decon = time.monotonic()
+            _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
+            seconds_decon += time.monotonic() - t_decon
 
-    t_filtered = time.monotonic()
-    kept = {(r.file, r.res.row): r.res for r in rows if r.res.filter is None}
-    rej = _rejected_frame(rows, dataset)
-    assert len(kept) + len(rej) == n_input, "curation lost rows"
-    n_kept = _write_dataset(dataset, traces, files, kept, cfg["format"], out, export_dir,
-                            batch_rows)
-    assert n_kept == len(kept)
+        t_filtered = time.monotonic()
+        kept: dict[int, set[int]] = {}
+        for r in rows:
+            if r.res.filter is None:
+                kept.setdefault(r.file, set()).add(r.res.row)
+        n_kept_rows = sum(map(len, kept.values()))
+        rej = _rejected_frame(rows, dataset)
+        assert n_kept_rows + len(rej) == n_input, "curation lost rows"
+        n_kept = assemble(shard_dir, kept, out, export_dir)
+        assert n_kept == n_kept_rows, f"{n_kept} rows written, {n_kept_rows} kept"
+    finally:
+        shutil.rmtree(shard_dir, ignore_errors=True)
     io.write_table(rej, rejected, "rejected")
     fun = _funnel(rows, dataset, filters, cfg)
     io.write_table(fun, funnel, "funnel")
@@ -377,123 +385,3 @@ def _funnel(rows: list[_Row], dataset: str, filters: dict, cfg: dict) -> pd.Data
                     "removed": removed, "rows_out": n - removed})
         n -= removed
     return pd.DataFrame(out, columns=list(ALL["funnel"].columns))
-
-
-class _ChunkWriter:
-    """Validated, chunked parquet writing for tables too big to hold at once (atomic on close)."""
-
-    def __init__(self, path: str, schema_name: str):
-        self.path, self.schema_name = path, schema_name
-        self._cm = io.atomic_path(path)
-        self._tmp = self._cm.__enter__()
-        self._writer: pq.ParquetWriter | None = None
-        self._arrow: pa.Schema | None = None
-        self.rows = 0
-
-    def write(self, df: pd.DataFrame) -> None:
-        df = io.validate(df.reset_index(drop=True), self.schema_name,
-                         f"writing {self.path} (rows {self.rows}-{self.rows + len(df) - 1})")
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if self._writer is None:
-            self._arrow = table.schema
-            self._writer = pq.ParquetWriter(self._tmp, self._arrow)
-        self._writer.write_table(table.cast(self._arrow))
-        self.rows += len(df)
-
-    def close(self, ok: bool) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if ok and self._writer is None:  # nothing kept: an empty, valid table
-            io.validate(pd.DataFrame(columns=list(ALL[self.schema_name].columns)),
-                        self.schema_name, self.path).to_parquet(self._tmp, index=False)
-        if ok:
-            self._cm.__exit__(None, None, None)
-        else:
-            self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
-
-
-def _write_dataset(dataset: str, paths: list[str], files: list[pq.ParquetFile],
-                   kept: dict[tuple[int, int], RowResult], fmt: dict, out: str,
-                   export_dir: str | None, batch_rows: int) -> int:
-    writer = _ChunkWriter(out, "dataset")
-    export_tmp = None
-    jsonl = None
-    if export_dir is not None:
-        parent = Path(export_dir).resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        export_tmp = Path(tempfile.mkdtemp(prefix=f".{Path(export_dir).name}.", dir=parent))
-        export_tmp.chmod(0o755)
-        jsonl = open(export_tmp / "data.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-    ok = False
-    try:
-        for fi, pf in enumerate(files):
-            if not any(k[0] == fi for k in kept):
-                continue
-            for offset, records in _batches(pf, batch_rows, READ_COLUMNS):
-                chunk = []
-                for i, rec in enumerate(records):
-                    res = kept.get((fi, offset + i))
-                    if res is None:
-                        continue
-                    encoded = messages_json(build_messages(res.problem, rec, fmt))
-                    chunk.append({"sample_id": res.sample_id, "dataset": dataset,
-                                  "task": res.task, "problem_id": res.problem_id,
-                                  "problem": res.problem, "answer": res.answer,
-                                  "messages": encoded, "completion_tokens": res.tokens})
-                    if jsonl is not None:  # the messages are encoded once, spliced in here
-                        fields = json.dumps({
-                            "sample_id": res.sample_id, "problem_id": res.problem_id,
-                            "task": res.task, "dataset": dataset, "answer": res.answer,
-                        }, ensure_ascii=False)
-                        jsonl.write(f'{{"messages": {encoded}, {fields[1:]}\n')
-                if chunk:
-                    df = pd.DataFrame(chunk)
-                    df["completion_tokens"] = df["completion_tokens"].astype("Int64")
-                    writer.write(df)
-        if jsonl is not None:
-            jsonl.close()
-            _save_hf(export_tmp)
-            target = Path(export_dir)
-            if target.exists():
-                shutil.rmtree(target)
-            export_tmp.rename(target)
-            export_tmp = None
-        ok = True
-    finally:
-        if jsonl is not None and not jsonl.closed:
-            jsonl.close()
-        writer.close(ok)
-        if export_tmp is not None:
-            shutil.rmtree(export_tmp, ignore_errors=True)
-    return writer.rows
-
-
-def _jsonl_rows(path: str):
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            yield json.loads(line)
-
-
-def _save_hf(export: Path) -> None:
-    """data.jsonl -> `datasets.Dataset.save_to_disk(export/hf)`, streamed through a temp cache."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    features = datasets.Features({
-        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
-        "sample_id": datasets.Value("string"), "problem_id": datasets.Value("string"),
-        "task": datasets.Value("string"), "dataset": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
-    data = export / "data.jsonl"
-    cache = export / ".cache"
-    try:
-        if data.stat().st_size == 0:  # one explicit (empty) shard: zero shards do not load
-            ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-            ds.save_to_disk(str(export / "hf"), num_shards=1)
-        else:  # streamed a line at a time: from_json would parse the whole file in memory
-            ds = datasets.Dataset.from_generator(_jsonl_rows, gen_kwargs={"path": str(data)},
-                                                 features=features, cache_dir=str(cache))
-            ds.save_to_disk(str(export / "hf"))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)

@@ -22,6 +22,7 @@ import numpy as np
 
 from longthought.answers.checker import Pending, Verdict, prepare
 from longthought.answers.thinking import FinalPart, check_markers, final_part
+from longthought.curate.export import shard_path, write_shard
 from longthought.curate.formatting import assistant_text, split_trace
 
 STATUSES = ("ok", "failed", "skipped_budget")
@@ -106,8 +107,9 @@ def _tokenizer(name: str) -> Any:
 
 
 def analyse_batch(item: dict) -> list[RowResult]:
-    """Handler for `DeadlinePool`: item = {batch (an Arrow record batch), spec, offset}; one
-    RowResult per row."""
+    """Handler for `DeadlinePool`: item = {batch (an Arrow record batch), spec, offset, file};
+    one RowResult per row. With `spec["shard_dir"]`, the rows that pass the early filters are
+    also formatted and written to an Arrow shard for the dataset (`export.write_shard`)."""
     spec, offset = item["spec"], item["offset"]
     filters, fmt = spec["filters"], spec["format"]
     records = item["batch"].to_pylist()
@@ -121,6 +123,10 @@ def analyse_batch(item: dict) -> list[RowResult]:
             counts = _tokenizer(tok_name)(texts, add_special_tokens=False)["input_ids"]
             for (r, _), ids in zip(todo, counts, strict=True):
                 r.tokens, r.tokens_source = len(ids), f"tokenizer {tok_name}"
+    if spec.get("shard_dir"):  # format the candidates now, in parallel (see curate.export)
+        write_shard(shard_path(spec["shard_dir"], item["file"], offset), spec["dataset"],
+                    [(r.row, r, rec) for r, rec in zip(out, records, strict=True)
+                     if r.filter is None], fmt)
     return out
 
 
