@@ -69,6 +69,17 @@ def test_numina_style_file_takes_answer_from_solution(tmp_path):
     assert set(df["source"]) == {"numina"}
 
 
+def test_golds_in_every_shape_go_through_one_normaliser(tmp_path):
+    rows = [{"problem": "P1?", "answer": "$28\\%$"}, {"problem": "P2?", "answer": "27.0"},
+            {"problem": "P3?", "answer": "So the total is $\\boxed{10{,}455}$ dollars."},
+            {"problem": "P4?", "answer": "\\(\\dfrac{1}{4}\\)"},
+            {"problem": "P5?", "answer": None, "solution": "Both work: $x=\\boxed{1}$ or "
+                                                           "$x=\\boxed{5}$."}]
+    _jsonl(tmp_path / "g.jsonl", rows)
+    df = load_problems({"source": "file", "path": str(tmp_path / "g.jsonl")})
+    assert df["answer"].tolist() == ["28\\%", "27", "10{,}455", "\\dfrac{1}{4}", "1, 5"]
+
+
 def test_csv_and_parquet_and_float_answers(tmp_path):
     rows = [{"id": 0, "question": "Q one?", "answer": 27.0},
             {"id": 1, "question": "Q two?", "answer": 2.5}]
