@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from longthought.answers.checker import Pending, Verdict, prepare
 from longthought.answers.thinking import FinalPart, check_markers, final_part
@@ -73,17 +74,25 @@ def _text(value: Any) -> str | None:
 
 
 def repetition_ratio(text: str | list[str], n: int) -> float:
-    """Share of word n-grams that repeat an earlier one: 0 = no repeats, near 1 = a loop."""
+    """Share of word n-grams that repeat an earlier one: 0 = no repeats, near 1 = a loop.
+
+    Words become integer codes (`pandas.factorize`, exact: no two words share a code), n-grams a
+    rolling hash of their codes, counted with a hash table (`pandas.unique`, no sort): about
+    twice as fast as hashing words in Python and sorting, on the 2-8k-token traces curation
+    reads by the hundred thousand.
+    """
     words = text.split() if isinstance(text, str) else text
     if len(words) < n + 1:
         return 0.0
-    ids = np.array(list(map(hash, words)), dtype=np.int64).view(np.uint64)
-    grams = np.zeros(len(words) - n + 1, dtype=np.uint64)
+    codes, _ = pd.factorize(np.array(words, dtype=object))
+    ids = codes.astype(np.uint64)
+    m = len(words) - n + 1
+    grams = np.zeros(m, dtype=np.uint64)
     mult = np.uint64(1099511628211)
     with np.errstate(over="ignore"):
         for j in range(n):
-            grams = grams * mult + ids[j : len(ids) - n + 1 + j]
-    return 1.0 - len(np.unique(grams)) / len(grams)
+            grams = grams * mult + ids[j : j + m]
+    return 1.0 - len(pd.unique(grams)) / m
 
 
 def script_share(text: str, scripts: list[str]) -> float | None:
