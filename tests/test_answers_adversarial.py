@@ -56,6 +56,19 @@ def test_extraction_stays_within_the_check_deadline(tmp_path):
         assert time.monotonic() - start < TIMEOUT_S, text[:60]
 
 
+@pytest.mark.parametrize("gold", ["5", "C", "\\text{Evelyn}"])
+def test_parent_side_of_every_check_stays_within_the_deadline(tmp_path, gold):
+    """Everything before the parser (thinking cut, screen, scan, choice letters, refusal test)
+    runs in the parent or the curation workers with no deadline: it must be fast on any input."""
+    from longthought.answers import prepare
+    from longthought.answers.checker import response_final
+
+    for text in _corpus(str(tmp_path / "S")):
+        start = time.monotonic()
+        prepare(gold, response_final(text), "full", "Q?\n\nA) 1\nB) 2\nC) 5\nD) 7")
+        assert time.monotonic() - start < TIMEOUT_S, text[:60]
+
+
 def test_adversarial_corpus_executes_nothing_and_finishes(tmp_path):
     sentinel = tmp_path / "SENTINEL"
     corpus = _corpus(str(sentinel))
