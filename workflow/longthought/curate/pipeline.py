@@ -26,8 +26,10 @@ detail, and `kept + rejected = input` is asserted.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +167,9 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     if timeout_s is None:
         correct = filters["correct"]
         timeout_s = float(correct.get("timeout_s", 5.0)) if isinstance(correct, dict) else 5.0
+    if export_dir is not None:  # the export needs `datasets` (~1 s to import): load it now,
+        # while the workers analyse, not on the write phase's clock
+        threading.Thread(target=importlib.import_module, args=("datasets",), daemon=True).start()
     t_bench = time.monotonic()
     bench_tables = _load_benchmarks(benchmarks, cfg["decontaminate"], dataset)
     seconds_decon = time.monotonic() - t_bench
