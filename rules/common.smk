@@ -246,8 +246,9 @@ def eval_resources():
     return resources_from({"evaluation": config["evaluation"].get("resources")})
 
 
-def eval_spec(model):
+def eval_spec(model, bench=None):
     ev = config["evaluation"]
+    bench_spec = config["benchmarks"].get(bench) or {}
     return {
         "model": model_spec(model),
         "sampling": ev["sampling"],
@@ -255,6 +256,9 @@ def eval_spec(model):
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
+        "answer_extraction": bench_spec.get(
+            "answer_extraction", ev.get("answer_extraction", "full")
+        ),
         **(
             {"budget_forcing": ev["budget_forcing"]} if ev.get("budget_forcing") else {}
         ),

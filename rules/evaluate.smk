@@ -21,7 +21,7 @@ rule generate_local:
     resources:
         **eval_resources(),
     params:
-        spec=lambda w: as_json(eval_spec(w.model)),
+        spec=lambda w: as_json(eval_spec(w.model, w.bench)),
         cache=config["cache_dir"],
     shell:
         "longthought generate --model {wildcards.model} --spec {params.spec:q}"

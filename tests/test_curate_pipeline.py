@@ -284,3 +284,45 @@ def test_empty_input_gives_empty_valid_outputs(tmp_path):
     assert io.read_table(tmp_path / "e.rej.parquet", "rejected").empty
     assert (io.read_table(tmp_path / "e.fun.parquet", "funnel")["rows_in"] == 0).all()
     assert len(datasets.load_from_disk(str(tmp_path / "e.hf" / "hf"))) == 0
+
+
+def test_answer_extraction_boxed_or_full(tmp_path):
+    """Curation requires a box by default; `full` takes math-verify's extraction. A refusal, a
+    thought cut off before </think>, or nothing after it is no final answer either way."""
+    p = ("p1", "Compute $123 + 154$.", "277")
+    refusal = ("I'm sorry, but I couldn't find a problem I know how to solve in your message. "
+               "Could you state it again, for example as \"Compute $12 + 34$.\"?")
+    finals = {"boxed": "So the sum is $\\boxed{277}$.", "phrase": "The answer is 277.",
+              "lastmath": "Adding up, the total comes to $277$.", "refusal": refusal,
+              "nothing": "", "wrongphrase": "The answer is 278."}
+    rows = [trace_record("t", *p, think(GOOD_THOUGHT, f), trace_id=f"t/{k}",
+                         completion_tokens=100) for k, f in finals.items()]
+    rows.append(trace_record("t", *p, f"<think>\n{GOOD_THOUGHT} \\boxed{{277}}",
+                             trace_id="t/cutoff", completion_tokens=100))
+    io.write_table(pd.DataFrame(rows), tmp_path / "t.parquet", "traces")
+    spec = {"tasks": ["t"], "filters": {"truncated": True, "final_answer": True, "correct": True},
+            "dedup": {"exact": False, "near": None, "keep": "all", "k": 1},
+            "decontaminate": None}
+    got = {}
+    for mode in ("boxed", "full"):
+        curate(mode, {**spec, "answer_extraction": mode}, [str(tmp_path / "t.parquet")], [],
+               out=str(tmp_path / f"{mode}.parquet"), rejected=str(tmp_path / f"{mode}.r.parquet"),
+               funnel=str(tmp_path / f"{mode}.f.parquet"), workers=1, timeout_s=10)
+        kept = io.read_table(tmp_path / f"{mode}.parquet", "dataset")
+        rej = io.read_table(tmp_path / f"{mode}.r.parquet", "rejected").set_index("sample_id")
+        got[mode] = (set(kept["sample_id"]), rej)
+    kept, rej = got["boxed"]
+    assert kept == {"t/boxed"}
+    assert (rej["filter"] == "final_answer").all()
+    assert rej.loc["t/phrase", "reason"] == "no \\boxed{} answer after the thought"
+    assert rej.loc["t/cutoff", "reason"] == "thought cut off before </think>"
+    kept, rej = got["full"]
+    assert kept == {"t/boxed", "t/phrase", "t/lastmath"}
+    assert rej.loc["t/wrongphrase", "filter"] == "correct"
+    assert "found by answer_phrase" in rej.loc["t/wrongphrase", "detail"]
+    assert rej.loc["t/refusal", ["filter", "reason"]].tolist() == ["final_answer",
+                                                                    "a refusal, not an answer"]
+    assert rej.loc["t/nothing", "filter"] == "final_answer"
+    assert rej.loc["t/cutoff", "filter"] == "final_answer"
+    with pytest.raises(ValueError, match="datasets.x.answer_extraction"):
+        resolve_spec({**spec, "answer_extraction": "lenient"}, "x")

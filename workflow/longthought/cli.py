@@ -13,6 +13,7 @@ import sys
 
 # subpackages whose `commands.register(subparsers)` adds verbs
 COMMAND_MODULES = [
+    "longthought.answers.commands",
     "longthought.problems.commands",
     "longthought.teacher.commands",
     "longthought.curate.commands",

@@ -153,6 +153,8 @@ GENERATIONS = _schema(
         "extracted_answer": _opt_str,
         "correct": Column("boolean", nullable=True),  # null = checker could not decide
         "verdict": _str,  # checker reason: correct, wrong, no_answer, timeout, undecided
+        # which extraction found the answer: boxed, answer_phrase, last_math, final_line, none
+        "extraction": Column(str, nullable=True, required=False),
         "latency_s": _opt_float,
         "backend": _str,
         "temperature": _float0,

@@ -1,20 +1,10 @@
-"""`longthought check-answer` and `longthought curate`."""
+"""`longthought curate`."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 
 from longthought.cli import spec_arg
-
-
-def _check_answer(args: argparse.Namespace) -> int:
-    from longthought.curate.answers import check_answer
-
-    verdict = check_answer(args.gold, args.response, timeout_s=args.timeout)
-    print(json.dumps(dataclasses.asdict(verdict), ensure_ascii=False))
-    return 0 if verdict.correct else 1
 
 
 def _curate(args: argparse.Namespace) -> int:
@@ -27,14 +17,7 @@ def _curate(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `check-answer` and `curate`."""
-    c = sub.add_parser("check-answer", help="check a response's final answer against a gold answer "
-                       "(prints the verdict as JSON; exit 0 correct, 1 otherwise)")
-    c.add_argument("gold", help="gold answer, LaTeX or plain (e.g. '\\frac{1}{2}')")
-    c.add_argument("response", help="the model's full response text")
-    c.add_argument("--timeout", type=float, default=5.0, help="seconds per check (default 5)")
-    c.set_defaults(func=_check_answer)
-
+    """Add `curate`."""
     p = sub.add_parser("curate", help="traces -> verified, filtered, decontaminated SFT dataset")
     p.add_argument("--dataset", required=True, help="dataset name (datasets.<name> in config)")
     p.add_argument("--spec", type=spec_arg, required=True, help="datasets.<name> as JSON")
