@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from longthought.cli import spec_arg
 
@@ -12,19 +13,35 @@ def _generalize(args: argparse.Namespace) -> int:
     """One model on one or more sets, in order: the model loads once for all of them."""
     from longthought.generalization.run import generalize
 
-    counts = {len(v) for v in (args.set, args.spec, args.out, args.items)}
-    if len(counts) != 1:
-        raise ValueError("generalize: give one --spec, --out and --items per --set (got "
-                         f"{len(args.set)} --set, {len(args.spec)} --spec, {len(args.out)} "
-                         f"--out, {len(args.items)} --items)")
+    jobs = _set_jobs(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    for gset, spec, out, items in zip(args.set, args.spec, args.out, args.items, strict=True):
+    for gset, spec, out, items in jobs:
         table = generalize(spec, out, items, args.cache_dir, args.model, gset)
         head = table.iloc[0]
         print(f"longthought generalize: {args.model} on {gset}: {head['metric']} "
               f"{head['value']:.1f} (n={head['n']}, judge {head['judge']}) -> {out}", flush=True)
     return 0
+
+
+def _set_jobs(args: argparse.Namespace) -> list[tuple[str, dict, str, str]]:
+    """(set, spec, out, items) per set: from --set/--spec/--out/--items, or from --specs (every
+    set it names) written under --out-dir as <set>.parquet and <set>.items.parquet."""
+    if args.specs is not None:
+        if args.spec or args.set or args.out or args.items:
+            raise ValueError("generalize: give either --specs with --out-dir, or --set/--spec/"
+                             "--out/--items per set, not both")
+        if not args.out_dir:
+            raise ValueError("generalize: --specs needs --out-dir")
+        base = Path(args.out_dir)
+        return [(gset, spec, str(base / f"{gset}.parquet"), str(base / f"{gset}.items.parquet"))
+                for gset, spec in args.specs.items()]
+    counts = {len(v) for v in (args.set, args.spec, args.out, args.items)}
+    if len(counts) != 1 or not args.set:
+        raise ValueError("generalize: give one --spec, --out and --items per --set (got "
+                         f"{len(args.set)} --set, {len(args.spec)} --spec, {len(args.out)} "
+                         f"--out, {len(args.items)} --items), or --specs with --out-dir")
+    return list(zip(args.set, args.spec, args.out, args.items, strict=True))
 
 
 def _generalize_human(args: argparse.Namespace) -> int:
@@ -54,20 +71,27 @@ def _generalize_human(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this subpackage's verbs to the `longthought` parser."""
     p = sub.add_parser("generalize", help="judge a model on safety/factuality/sycophancy/QA sets",
-                       description="Repeat --set/--spec/--out/--items (in that pairing) to run "
-                                   "several sets in one process: the model loads once.")
+                       description="Several sets in one process (the model loads once): "
+                                   "repeat --set/--spec/--out/--items, or give one --specs "
+                                   "file and --out-dir.")
     p.add_argument("--model", required=True, help="model name (as in config) written in each row")
-    p.add_argument("--set", required=True, action="append",
+    p.add_argument("--set", action="append", default=[],
                    help="set name under generalization.sets (repeatable)")
-    p.add_argument("--spec", required=True, type=spec_arg, action="append",
-                   help='JSON per set: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
-                        '<teacher config + name, or null>, "judge_prompt": {system, user, '
-                        'letters} or null, "sampling": {n, temperature, top_p, max_new_tokens, '
-                        'seed, system}, "batch_size": .., "checker": {timeout_s, workers}}')
-    p.add_argument("--out", required=True, action="append",
+    p.add_argument("--spec", type=spec_arg, action="append", default=[],
+                   help='per set, a JSON file (or JSON text): {"model": <model spec>, "set": '
+                        '<sets.SET + name>, "judge": <teacher config + name, or null>, '
+                        '"judge_prompt": {system, user, letters} or null, "sampling": {n, '
+                        'temperature, top_p, max_new_tokens, seed, system}, "batch_size": .., '
+                        '"checker": {timeout_s, workers}}')
+    p.add_argument("--out", action="append", default=[],
                    help="aggregated table to write per set (generalization schema, parquet)")
-    p.add_argument("--items", required=True, action="append",
+    p.add_argument("--items", action="append", default=[],
                    help="per-item table to write per set (parquet)")
+    p.add_argument("--specs", type=spec_arg, default=None,
+                   help="instead of the per-set options: one JSON file mapping each set's name "
+                        "to its spec (what the workflow passes); every set in it runs")
+    p.add_argument("--out-dir", default=None,
+                   help="with --specs: write <set>.parquet and <set>.items.parquet here")
     p.add_argument("--cache-dir", default=None, help="API request cache directory")
     p.set_defaults(func=_generalize)
 
