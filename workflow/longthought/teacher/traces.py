@@ -11,14 +11,16 @@ skipped_budget). A task with an `import:` block instead reads a published trace 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from longthought.io import read_table, write_table
+from longthought.io import read_table
 from longthought.teacher.collect import ChatRequest, ChatResult, run_requests
 from longthought.teacher.endpoint import open_endpoint
+from longthought.teacher.tracestore import write_traces
 
 log = logging.getLogger("longthought.teacher.traces")
 
@@ -108,13 +110,16 @@ TRACE_COLUMNS = ["trace_id", "task", "teacher", "prompt", "problem_id", "problem
 
 def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, cache_dir: str,
                    out: str, progress: bool = True) -> pd.DataFrame:
-    """Build, send and record the task's requests (or import a trace set); write `out`."""
+    """Build, send and record the task's requests (or import a trace set); write `out` (a link
+    to a read-only version, see `tracestore`) and say whether the collection is partial."""
     task_cfg = spec.get("task") or {}
+    round_ = int(spec.get("round") or 0)
     if task_cfg.get("import"):
         from longthought.teacher.importer import import_traces
 
-        df = import_traces(task, spec, problems_path)
-        return write_table(df, out, "traces")
+        df, _ = write_traces(import_traces(task, spec, problems_path), out, round_=round_,
+                             collected=False)
+        return df
     if not problems_path:
         raise ValueError(f"task {task!r}: --problems is required (the task has no import: block)")
     problems = read_table(problems_path, "problems")
@@ -122,38 +127,87 @@ def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, c
     teacher = spec["teacher"]
     teacher_name = spec.get("teacher_name") or task_cfg.get("teacher") or str(teacher["model"])
     prompt_name = spec.get("prompt_name") or task_cfg.get("prompt") or "prompt"
-    log.info("task %s: %d problems x %d sample(s) = %d requests to teacher %s (%s)", task,
+    log.info("task %s: %d problems x %d sample(s) = %d requests to teacher %s (%s)%s", task,
              len(problems), len(requests) // max(1, len(problems)), len(requests), teacher_name,
-             teacher.get("base_url"))
+             teacher.get("base_url"), f", collection round {round_}" if round_ else "")
     with open_endpoint(teacher) as base_url:
         results = run_requests(teacher, requests, cache_dir, base_url, progress=progress,
                                tag=task)
     df = trace_rows(task, teacher_name, prompt_name, stubs, results)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return write_table(df, out, "traces")
+    df, record = write_traces(df, out, round_=round_)
+    if record["partial"]:
+        log.warning("%s", partial_message(task, record, task_cfg.get("teacher")))
+    else:
+        log.info("task %s: complete, %d rows -> %s (%s)", task, record["rows"], out,
+                 record["version"])
+    return df
+
+
+def partial_message(task: str, record: dict[str, Any], teacher: str | None = None) -> str:
+    """What a partial collection lacks and what happens next, for the log and traces-status."""
+    share = record["missing"] / max(1, record["rows"])
+    why = []
+    if record.get("failed"):
+        why.append(f"{record['failed']} failed")
+    if record.get("skipped_budget"):
+        where = f"teachers.{teacher}.budget_usd" if teacher else "the teacher's budget_usd"
+        why.append(f"{record['skipped_budget']} skipped by the budget cap (raise {where})")
+    return (f"task {task}: PARTIAL collection: {record['missing']:,} of {record['rows']:,} rows "
+            f"missing ({share:.1%}: {', '.join(why)}). The next run of the workflow asks for "
+            f"exactly these rows again (collection round {int(record.get('round') or 0) + 1}); "
+            "the request cache answers the others for free.")
 
 
 def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
-    """A per-task table: rows, done (ok), cached, failed, skipped, tokens, USD; plus the cache's
-    live per-task view (responses received so far) when `cache_dir` is given."""
+    """A per-task table: rows, done (ok), cached, failed, skipped, tokens, USD, missing share and
+    state (complete or PARTIAL, with what is missing and the table's read-only version); plus
+    the cache's live per-task view (responses received so far) when `cache_dir` is given."""
+    from longthought.teacher.tracestore import collection_state, latest_version, recorded_state
+
     lines = [f"{'task':<28} {'rows':>7} {'done':>7} {'cached':>7} {'failed':>7} "
-             f"{'skipped':>7} {'tokens':>12} {'USD':>10} {'USD run':>9}"]
+             f"{'skipped':>7} {'tokens':>12} {'USD':>10} {'USD run':>9} {'missing':>8}  state"]
+    notes: list[str] = []
     for path in paths:
-        if not Path(path).exists():
-            lines.append(f"{Path(path).stem:<28} (not written yet: {path})")
-            continue
-        df = read_table(path, "traces")
+        shown = Path(path)
+        held_back = False
+        if not shown.exists():
+            version = latest_version(path)
+            if version is None:
+                lines.append(f"{shown.stem:<28} (not written yet: {path})")
+                continue
+            shown, held_back = version, True
+        df = read_table(shown, "traces")
+        record = recorded_state(path) or {}
         for task, g in df.groupby("task", sort=True):
             ok = g["status"] == "ok"
             tokens = int(g["prompt_tokens"].fillna(0).sum()
                          + g["completion_tokens"].fillna(0).sum())
             usd = float(g["cost_usd"].fillna(0).sum())
             usd_run = float(g.loc[~g["cached"], "cost_usd"].fillna(0).sum())
+            # the record knows whether the rows were collected (an import is never partial);
+            # without one, judge by the teacher column imports write
+            collected = record.get("partial", True) if record else (
+                held_back or not str(g["teacher"].iloc[0]).startswith("import:"))
+            state = collection_state(g, collected=bool(collected))
+            share = state["missing"] / max(1, state["rows"])
+            word = "PARTIAL" if state["partial"] else "complete"
             lines.append(f"{task:<28} {len(g):>7} {int(ok.sum()):>7} "
                          f"{int((ok & g['cached']).sum()):>7} "
                          f"{int((g['status'] == 'failed').sum()):>7} "
                          f"{int((g['status'] == 'skipped_budget').sum()):>7} {tokens:>12,} "
-                         f"{usd:>10.4f} {usd_run:>9.4f}")
+                         f"{usd:>10.4f} {usd_run:>9.4f} {share:>8.1%}  {word}")
+            if state["partial"]:
+                notes.append(partial_message(task, {**state, "round": record.get("round", 0)},
+                                             str(g["teacher"].iloc[0])))
+        where = os.path.relpath(shown) if not held_back else str(shown)
+        if held_back:
+            notes.append(f"{path}: not linked (the job held a partial table back, see "
+                         f"tasks.<task>.allow_partial); its latest version: {where}")
+        elif Path(path).is_symlink():
+            notes.append(f"{path} -> {os.readlink(path)} (read-only version; round "
+                         f"{record.get('round', 0)})")
+    lines += [""] + notes if notes else []
     if cache_dir:
         from longthought.teacher.cache import CACHE_FILE, RequestCache
 
