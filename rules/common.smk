@@ -1,12 +1,24 @@
 # Config accessors, cross-reference checks, wildcard constraints and path helpers.
-# Rules only wire files and params; every config slice a rule depends on reaches it via
-# `params:` (as JSON), so a changed knob re-runs exactly the rules it reaches.
+# Rules only wire files and params. How a changed knob reaches exactly the jobs it should:
+#
+#   - `job_params(kind, spec)`: a rule's config slice goes to its verb as a small job file
+#     (`--spec {params.spec}`); only the slice's *content* is a param Snakemake compares, so an
+#     operational setting (limits, budgets, workers, resources...) reaches the job and re-runs
+#     nothing. `operational(value)` passes any other operational value (e.g. the cache dir).
+#   - `content_input(paths)` + `content_digests(paths)`: an input consumed by its content.
+#     The producing rule is a `checkpoint` whose verb records a digest beside its output
+#     (longthought.digest); the consumer takes the file as `ancient()` and the digest as a
+#     param, so it re-runs when the content changed, not whenever the producer re-ran.
+#   - `resources_from(blocks, wildcard)`: per-wildcard resources that fall back to the profile.
 
 import glob
 import json
 import os
 import re
 import shlex
+
+from longthought import digest as _digest
+from longthought import jobspec as _jobspec
 
 
 def _names(section):
@@ -127,7 +139,90 @@ def model_input(name):
 
 def as_json(obj):
     """Canonical JSON of a config slice: stable key order, so params compare equal across runs."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return _jobspec.canonical_json(obj)
+
+
+# --- job files, content params and content-addressed inputs --------------------------------------
+
+JOBS_DIR = "results/jobs"
+
+
+def _job_name(wildcards):
+    """A job's name under results/jobs/<kind>/: its wildcard values, or `all`."""
+    return os.path.join(*[str(v) for v in wildcards]) if len(wildcards) else "all"
+
+
+def job_params(kind, spec):
+    """`params` for a job whose verb reads its config slice from a job file. Unpack them with
+    `params: **job_params("curate", lambda w: ...)` and pass `--spec {params.spec}`.
+
+    - `content`: the slice without the operational keys of `kind` (longthought.jobspec:
+      OPERATIONAL) as canonical JSON. Snakemake compares it: a changed content knob re-runs.
+    - `spec`: the path of the job file holding the whole slice, written here (content-addressed
+      under results/jobs/<kind>/, so a concurrent dry run never rewrites it). Its function takes
+      `output`, which makes Snakemake count it as derived from the output and leave it out of
+      the params trigger: an operational change reaches the job and re-runs nothing.
+
+    `spec(wildcards)` returns the slice (any JSON-able object).
+    """
+
+    def content(wildcards):
+        return as_json(_jobspec.content(kind, spec(wildcards)))
+
+    def job_file(wildcards, output):
+        return _jobspec.write_job_file(
+            JOBS_DIR, kind, _job_name(wildcards), spec(wildcards)
+        )
+
+    return {"content": content, "spec": job_file}
+
+
+def operational(value):
+    """A param that reaches the job but never re-runs it (e.g. `cache=operational(cache_dir)`):
+    its function takes `output`, so Snakemake counts it as derived and does not compare it.
+    `value` is a constant or a function of the wildcards."""
+
+    def get(wildcards, output):
+        return value(wildcards) if callable(value) else value
+
+    return get
+
+
+def config_params():
+    """`params` for a job that reads the whole resolved config (`--config {params.config_file}`):
+    `config_content` (compared: the config without its operational keys, see
+    longthought.jobspec OPERATIONAL["config"]) and `config_file` (the job file, not compared).
+    """
+    return {
+        "config_content": lambda w: as_json(_jobspec.content("config", config)),
+        "config_file": operational(
+            lambda w: _jobspec.write_job_file(JOBS_DIR, "config", "resolved", config)
+        ),
+    }
+
+
+def content_input(paths):
+    """Input files consumed by their content: `ancient()`, so a re-run upstream job that wrote
+    the same content (its output touched) does not make this job re-run. Pair it with
+    `content_digests(paths)` in `params`, and make the producing rule a `checkpoint` whose verb
+    writes the digest (longthought.digest.write_digest): Snakemake then re-evaluates this job
+    once the producer has finished, and runs it only if a digest changed.
+    `paths` is a function of the wildcards (or a list)."""
+
+    def files(wildcards):
+        return [ancient(p) for p in (paths(wildcards) if callable(paths) else paths)]
+
+    return files
+
+
+def content_digests(paths):
+    """The param of `content_input`: {path: recorded content digest} of those files."""
+
+    def digests(wildcards):
+        files = paths(wildcards) if callable(paths) else paths
+        return as_json({p: _digest.recorded_digest(p) for p in files})
+
+    return digests
 
 
 def _alternatives(names):
@@ -163,21 +258,44 @@ wildcard_constraints:
 
 
 def task_spec(task):
+    """A task's job spec for `longthought traces` (the whole teacher block: its limits, pricing
+    and budget are operational, see longthought.jobspec; `round` is `traces_round`)."""
     spec = config["tasks"][task]
     if "import" in spec:
-        return {"task": spec}
+        return {"task": spec, "round": traces_round(task)}
     return {
         "task": spec,
         "teacher_name": spec["teacher"],
         "teacher": config["teachers"][spec["teacher"]],
         "prompt_name": spec["prompt"],
         "prompt": config["prompts"][spec["prompt"]],
+        "round": traces_round(task),
     }
+
+
+def traces_round(task):
+    """Which collection round the traces of `task` are due for: 0 before the first, the recorded
+    round once complete, one more while the table is partial (failed or budget-skipped rows).
+
+    A param: a partial table makes the next run re-run `traces`, which asks only for the missing
+    rows (the rest come from the request cache). The value converges: the job records the round
+    it ran as, so a completed table asks for nothing more.
+    """
+    record = _digest.read_record(f"results/traces/{task}.parquet") or {}
+    done = int(record.get("round") or 0)
+    return done + 1 if record.get("partial") else done
 
 
 def task_problems(wildcards):
     spec = config["tasks"][wildcards.task]
     return [] if "import" in spec else [f"results/problems/{spec['pool']}.parquet"]
+
+
+def dataset_traces(wildcards):
+    return [
+        f"results/traces/{t}.parquet"
+        for t in config["datasets"][wildcards.dataset]["tasks"]
+    ]
 
 
 def decontam_benchmarks(dataset):
@@ -187,6 +305,11 @@ def decontam_benchmarks(dataset):
     if benches == "all":
         benches = config["evaluation"]["benchmarks"]
     return [f"results/benchmarks/{b}.parquet" for b in benches or []]
+
+
+def curate_inputs(wildcards):
+    """Every table curation reads by content: its traces and the decontamination benchmarks."""
+    return dataset_traces(wildcards) + decontam_benchmarks(wildcards.dataset)
 
 
 def student_datasets(student):
@@ -210,34 +333,44 @@ def tokenizer_traces(student):
     return [f"results/traces/{t}.parquet" for t in tasks]
 
 
-def resources_from(blocks):
-    """Snakemake `resources` from config `resources:` blocks, one per wildcard value.
+# Resources whose value Snakemake converts to a size or a duration: it refuses None for them.
+_SIZED_RESOURCES = (
+    "mem",
+    "mem_mb",
+    "mem_mib",
+    "disk",
+    "disk_mb",
+    "disk_mib",
+    "runtime",
+)
 
-    `blocks` maps a wildcard value (e.g. a student name) to its block; the result maps each
-    resource key set anywhere to a callable picking that wildcard's value. Unset keys are left
-    out, so the profile's defaults apply. Changing resources never re-runs a job.
+
+def _profile_default(key, wildcards, aux):
+    """The profile's `default-resources` value of `key` for this job (None if it sets none)."""
+    defaults = workflow.resource_settings.default_resources
+    if defaults is None or key not in list(defaults):
+        return 0 if key in _SIZED_RESOURCES else None
+    return defaults[key].evaluate(wildcards, **aux).value
+
+
+def resources_from(blocks, wildcard=None):
+    """Snakemake `resources` from config `resources:` blocks, one per value of `wildcard`.
+
+    `blocks` maps a wildcard value (e.g. a student name) to its block, or has one entry when
+    the rule has no such wildcard. Each resource key set in some block gets a function that
+    picks this job's value; where this job's block leaves the key unset (or null), the
+    profile's `default-resources` value applies (e.g. `runtime: 60`, `mem_mb: 4000`), and a key
+    the profile does not set stays unset. Changing resources never re-runs a job.
     """
     keys = sorted(
         {k for b in blocks.values() for k, v in (b or {}).items() if v is not None}
     )
 
     def pick(key):
-        def value(wildcards, attempt=1):
-            name = (
-                next(iter(wildcards.values()))
-                if len(blocks) > 1
-                else next(iter(blocks))
-            )
+        def value(wildcards, **aux):
+            name = getattr(wildcards, wildcard) if wildcard else next(iter(blocks))
             v = (blocks.get(name) or {}).get(key)
-            return (
-                v
-                if v is not None
-                else (
-                    ""
-                    if key.startswith("slurm") or key in ("gpu_model", "constraint")
-                    else 0
-                )
-            )
+            return v if v is not None else _profile_default(key, wildcards, aux)
 
         return value
 
@@ -246,7 +379,7 @@ def resources_from(blocks):
 
 def student_resources():
     return resources_from(
-        {s: spec.get("resources") for s, spec in config["students"].items()}
+        {s: spec.get("resources") for s, spec in config["students"].items()}, "student"
     )
 
 
@@ -254,10 +387,13 @@ def eval_resources():
     return resources_from({"evaluation": config["evaluation"].get("resources")})
 
 
-def eval_spec(model):
+def eval_spec(model, bench):
+    """The job spec of `longthought generate` (batch size, checker workers and an API model's
+    limits/pricing/budget are operational, see longthought.jobspec)."""
     ev = config["evaluation"]
     return {
         "model": model_spec(model),
+        "benchmark": bench,
         "sampling": ev["sampling"],
         "budgets": ev.get("budgets", []) if not is_api_model(model) else [],
         "batch_size": ev.get("batch_size", 32),
@@ -279,6 +415,7 @@ def get_final_outputs():
     return [
         "results/results.duckdb",
         "results/report/summary.md",
+        "results/config.yaml",
     ]
 
 
@@ -300,18 +437,9 @@ def generalization_source_files():
     return [f for spec in sets.values() for f in source_files(spec)]
 
 
-def generalize_args(model):
-    """`--set S --spec JSON --out F --items F` for every set: one job runs a model on all sets.
-
-    Quoted here (not with {:q}) because the pairs repeat; the specs are params, so editing one
-    set's config re-runs this model's job.
-    """
-    args = []
-    for gset in generalization_sets():
-        base = f"results/generalization/{model}/{gset}"
-        args += ["--set", gset, "--spec", as_json(generalize_spec(model, gset))]
-        args += ["--out", f"{base}.parquet", "--items", f"{base}.items.parquet"]
-    return " ".join(shlex.quote(a) for a in args)
+def generalize_specs(model):
+    """The job spec of `longthought generalize`: {set name: that set's spec}."""
+    return {gset: generalize_spec(model, gset) for gset in generalization_sets()}
 
 
 def generalize_spec(model, gset):
@@ -352,8 +480,46 @@ def trace_outputs():
 
 
 def student_spec(student):
-    """A student's config without `resources`: placement never re-runs training."""
-    return {k: v for k, v in config["students"][student].items() if k != "resources"}
+    """A student's config without `resources` (placement) and its generation `backend`; the job
+    spec of `longthought train` (`checkpoint_every` is operational, see longthought.jobspec).
+    """
+    return {
+        k: v
+        for k, v in config["students"][student].items()
+        if k not in ("resources", "backend")
+    }
+
+
+def init_spec(student):
+    """What builds the untrained student: the base model and the tiny model's sizes. Training
+    knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
+    evaluation either."""
+    spec = config["students"][student]
+    return {k: spec[k] for k in ("base_model", "tiny") if k in spec}
+
+
+def report_spec():
+    """The job spec of `longthought report`. Its `inputs` are the rule's own input files (the
+    job file carries the long lists; `inputs` is operational, since Snakemake already re-runs
+    the report when its input files change)."""
+    return {
+        "k": config["evaluation"].get("k", [1]),
+        "report": config.get("report") or {},
+        "pair": (config.get("generalization") or {}).get("models", []),
+        "inputs": {
+            "generations": generation_outputs(),
+            "funnels": funnel_outputs(),
+            "models": student_outputs(),
+            "generalization": generalization_outputs(),
+            "tti_cards": ["results/tti/longthought.yaml", *tti_cards()],
+            "rubric": "config/tti/rubric.yaml",
+        },
+    }
+
+
+def tti_cards():
+    """The published projects' TTI scorecards the leaderboard compares this run with."""
+    return sorted(glob.glob("config/tti/projects/*.yaml"))
 
 
 def fail_once(rule_name):

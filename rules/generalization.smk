@@ -1,10 +1,12 @@
 # Beyond math: safety, factuality, sycophancy and open QA before/after distillation, judged by an
 # LLM judge over any OpenAI-compatible endpoint (or by rule for the procedural sycophancy probe).
+# One job per model runs all the sets (the model loads once; on a laptop each process spends
+# ~6 s importing torch and transformers, more than a demo set's generation). API models run where
+# the workflow runs; local models are GPU jobs with `evaluation.resources`.
 
 
-rule generalize_local:
+rule generalize_api:
     input:
-        model=lambda w: model_input(w.model),
         data=generalization_source_files(),
     output:
         tables=expand(
@@ -20,25 +22,25 @@ rule generalize_local:
     benchmark:
         "results/logs/generalize/{model}.tsv"
     wildcard_constraints:
-        model=_alternatives(LOCAL_MODELS),
+        model=_alternatives(API_MODELS),
     conda:
         "../envs/longthought.yaml"
-    # One job per model for all sets: the model loads once (a GPU job on SLURM; on a laptop each
-    # process spends ~6 s importing torch and transformers, more than a demo set's generation).
+    threads: 1
+    params:
+        **job_params("generalize", lambda w: generalize_specs(w.model)),
+        cache=operational(config["cache_dir"]),
+    shell:
+        "longthought generalize --model {wildcards.model} --specs {params.spec}"
+        " --out-dir results/generalization/{wildcards.model} --cache-dir {params.cache}"
+        " > {log} 2>&1"
+
+
+use rule generalize_api as generalize_local with:
+    input:
+        model=lambda w: model_input(w.model),
+        data=generalization_source_files(),
+    wildcard_constraints:
+        model=_alternatives(LOCAL_MODELS),
     threads: 2
     resources:
         **eval_resources(),
-    params:
-        args=lambda w: generalize_args(w.model),
-        cache=config["cache_dir"],
-    shell:
-        "longthought generalize --model {wildcards.model} {params.args}"
-        " --cache-dir {params.cache} > {log} 2>&1"
-
-
-use rule generalize_local as generalize_api with:
-    input:
-        data=generalization_source_files(),
-    wildcard_constraints:
-        model=_alternatives(API_MODELS),
-    threads: 1

@@ -1,13 +1,17 @@
 # Raw API traces: task = teacher x prompt x pool. The most expensive artifact of the pipeline:
-# protected (Snakemake refuses to overwrite it), and every request goes through the persistent
-# request cache in `cache_dir`, so a re-run or a crash never pays twice.
+# every request goes through the persistent request cache in `cache_dir` (never pay twice), and
+# the table is protected by the verb itself: results/traces/<task>.parquet links to a read-only
+# version under results/traces/.versions/<task>/ that no re-run, failed job or
+# `--delete-all-output` deletes. A legitimate re-collection (new pool problems, a changed
+# teacher/prompt/sampling, a partial table's missing rows) just runs: it asks only for what the
+# cache lacks, and what is below it re-runs only if the table's content changed.
 
 
-rule traces:
+checkpoint traces:
     input:
-        problems=task_problems,
+        problems=content_input(task_problems),
     output:
-        protected("results/traces/{task}.parquet"),
+        "results/traces/{task}.parquet",
     log:
         "results/logs/traces/{task}.log",
     benchmark:
@@ -15,9 +19,11 @@ rule traces:
     conda:
         "../envs/longthought.yaml"
     params:
-        spec=lambda w: as_json(task_spec(w.task)),
-        cache=config["cache_dir"],
+        **job_params("traces", lambda w: task_spec(w.task)),
+        inputs=content_digests(task_problems),
+        collection_round=lambda w: f"collection round {traces_round(w.task)}",
+        cache=operational(config["cache_dir"]),
     shell:
-        "longthought traces --task {wildcards.task} --spec {params.spec:q}"
+        "longthought traces --task {wildcards.task} --spec {params.spec}"
         " --problems {input.problems} --cache-dir {params.cache} --out {output} --quiet"
         " > {log} 2>&1"
