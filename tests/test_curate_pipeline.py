@@ -40,6 +40,7 @@ def _rows() -> list[dict]:
 
     add("good")
     add("failed", status="failed", error="HTTP 500", finish_reason=None)
+    add("skipped", status="skipped_budget", error="budget cap reached", finish_reason=None)
     add("empty", content="   ")
     add("truncated", content=f"<think>\n{GOOD_THOUGHT}", finish_reason="length")
     add("nomarkers", content=f"{GOOD_THOUGHT} So $\\boxed{{277}}$.")
@@ -71,7 +72,8 @@ def _rows() -> list[dict]:
 
 
 EXPECTED = {
-    "t/failed": "malformed", "t/empty": "malformed", "t/truncated": "truncated",
+    "t/failed": "missing", "t/skipped": "missing", "t/empty": "malformed",
+    "t/truncated": "truncated",
     "t/nomarkers": "thought_markers", "t/unbalanced": "thought_markers",
     "t/boxinthought": "final_answer", "t/wrong": "correct", "t/tower": "correct",
     "t/short": "length", "t/long": "length", "t/loop": "repetition", "t/script": "language",

@@ -2,7 +2,8 @@
 
 Filters run in funnel order, and each row is removed by the first that rejects it:
 
-    malformed        status != ok, empty content, missing ids, a duplicate trace_id (always on)
+    missing          no response: failed or skipped by the budget cap (a partial collection)
+    malformed        another status, empty content, missing ids, a duplicate trace_id
     truncated        finish_reason == "length"
     thought_markers  thought markers missing or unbalanced (unless the thought came separately)
     final_answer     no final answer after the thought: none in \boxed{} (answer_extraction:
@@ -48,8 +49,8 @@ from longthought.curate.formatting import FORMATS
 from longthought.curate.tracefilters import SCRIPTS, RowResult
 from longthought.schemas import ALL
 
-STEPS = ("malformed", "truncated", "thought_markers", "final_answer", "correct", "length",
-         "repetition", "language", "dedup", "decontaminate")
+STEPS = ("missing", "malformed", "truncated", "thought_markers", "final_answer", "correct",
+         "length", "repetition", "language", "dedup", "decontaminate")
 TRACE_COLUMNS = list(ALL["traces"].columns)
 READ_COLUMNS = ["trace_id", "task", "problem_id", "problem", "answer", "status", "error",
                 "content", "reasoning_content", "finish_reason", "completion_tokens"]
@@ -256,7 +257,7 @@ def _analyse_window(window: list[dict], analyser: DeadlinePool, checker: AnswerC
             if res.sample_id in seen:
                 first = seen[res.sample_id]
                 res.sample_id = f"{res.sample_id}@{place}"
-                if res.filter != "malformed":
+                if res.filter not in ("malformed", "missing"):
                     res.filter, res.reason, res.detail = ("malformed", "duplicate trace_id",
                                                           f"first seen at {first}")
             else:
@@ -372,7 +373,7 @@ def _rejected_frame(rows: list[_Row], dataset: str) -> pd.DataFrame:
 
 def _funnel(rows: list[_Row], dataset: str, filters: dict, cfg: dict) -> pd.DataFrame:
     on = {
-        "malformed": True, "truncated": bool(filters["truncated"]),
+        "missing": True, "malformed": True, "truncated": bool(filters["truncated"]),
         "thought_markers": bool(filters["thought_markers"]),
         "final_answer": bool(filters["final_answer"]), "correct": bool(filters["correct"]),
         "length": filters["min_tokens"] is not None or filters["max_tokens"] is not None,

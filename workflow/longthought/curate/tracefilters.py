@@ -155,6 +155,8 @@ def _analyse(rec: dict, row: int, filters: dict, fmt: dict) -> RowResult:
     if ids["answer"] is None:
         return reject("malformed", "missing answer (gold)")
     status = rec.get("status")
+    if status in ("failed", "skipped_budget"):  # a partial collection: no response (yet)
+        return reject("missing", f"status={status}", _text(rec.get("error")))
     if status != "ok":
         return reject("malformed", f"status={status}", _text(rec.get("error")))
     content, reasoning = _text(rec.get("content")), _text(rec.get("reasoning_content"))

@@ -11,27 +11,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `report`."""
     p = sub.add_parser("report", help="aggregate a run into DuckDB and write the report")
     p.add_argument("--spec", type=spec_arg, default={},
-                   help='JSON: {"k": [k values of pass@k and maj@k], "report": <report config>, '
-                        '"pair": [baseline, tuned] of the generalization table}')
+                   help='a JSON file (or JSON text): {"k": [..], "report": {..}, "pair": [..], '
+                        '"inputs": {"generations", "funnels", "models", "generalization", '
+                        '"tti_cards", "rubric"}}; "inputs" (what the workflow passes, so the '
+                        "printed command stays short) stands in for the options below")
     p.add_argument("--db", required=True, help="DuckDB database to write (replaced whole)")
     p.add_argument("--summary", required=True,
                    help="Markdown report to write; its plots (PNG) go beside it")
-    p.add_argument("--generations", nargs="*", default=[],
+    p.add_argument("--generations", nargs="*", default=None,
                    help="generations tables (generations/<model>/<bench>.parquet)")
-    p.add_argument("--funnels", nargs="*", default=[],
+    p.add_argument("--funnels", nargs="*", default=None,
                    help="curation funnels (datasets/<dataset>.funnel.parquet)")
-    p.add_argument("--models", nargs="*", default=[],
+    p.add_argument("--models", nargs="*", default=None,
                    help="trained model directories (their hparams.json and train_log.parquet)")
-    p.add_argument("--generalization", nargs="*", default=[],
+    p.add_argument("--generalization", nargs="*", default=None,
                    help="generalization tables (generalization/<model>/<set>.parquet)")
-    p.add_argument("--tti-cards", nargs="*", default=[],
+    p.add_argument("--tti-cards", nargs="*", default=None,
                    help="TTI scorecards to rank (this run's own first, then published ones)")
-    p.add_argument("--rubric", default="config/tti/rubric.yaml",
-                   help="TTI rubric YAML (default config/tti/rubric.yaml)")
+    p.add_argument("--rubric", default=None, help="TTI rubric (default config/tti/rubric.yaml)")
     p.set_defaults(func=_run)
 
     w = sub.add_parser("write-config", help="record the resolved config of a run")
-    w.add_argument("--spec", type=spec_arg, required=True, help="the whole config as JSON")
+    w.add_argument("--spec", type=spec_arg, required=True,
+                   help="the whole resolved config: a JSON file (or JSON text)")
     w.add_argument("--out", required=True, help="YAML file to write (results/config.yaml)")
     w.set_defaults(func=_write_config)
 
@@ -50,6 +52,14 @@ def _write_config(a: argparse.Namespace) -> int:
 def _run(a: argparse.Namespace) -> int:
     from longthought.results.build import build_report
 
-    build_report(a.spec, a.db, a.summary, a.generations, a.funnels, a.models,
-                 a.generalization, a.tti_cards, a.rubric)
+    inputs = a.spec.get("inputs") or {}
+
+    def pick(name: str, default):
+        given = getattr(a, name)
+        return given if given is not None else inputs.get(name, default)
+
+    spec = {k: v for k, v in a.spec.items() if k != "inputs"}
+    build_report(spec, a.db, a.summary, pick("generations", []), pick("funnels", []),
+                 pick("models", []), pick("generalization", []), pick("tti_cards", []),
+                 pick("rubric", "config/tti/rubric.yaml"))
     return 0

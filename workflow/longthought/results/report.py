@@ -72,7 +72,11 @@ def funnel_table(funnel: pd.DataFrame) -> str:
     parts = []
     for dataset, f in funnel.groupby("dataset", sort=True):
         f = f.sort_values("step")
-        lines = [f"**{dataset}**: {int(f.iloc[0]['rows_in'])} traces in, "
+        rows_in = int(f.iloc[0]["rows_in"])
+        missing = int(f.loc[f["filter"] == "missing", "removed"].sum())
+        partial = (f" ({missing} missing, {missing / max(1, rows_in):.1%}: the collection is "
+                   "partial, failed or skipped by the budget cap)") if missing else ""
+        lines = [f"**{dataset}**: {rows_in} traces in{partial}, "
                  f"{int(f.iloc[-1]['rows_out'])} kept", "",
                  "| step | filter | in | removed | out |", "|---|---|---|---|---|"]
         for r in f.itertuples():

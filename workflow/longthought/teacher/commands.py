@@ -21,12 +21,28 @@ def _teacher_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+# Exit status of `traces` when the collection is partial and its task does not let curation
+# proceed on a partial table (tasks.<task>.allow_partial: false).
+PARTIAL_HELD_BACK = 3
+
+
 def _traces(args: argparse.Namespace) -> int:
+    import sys
+
     from longthought.teacher.traces import collect_traces
+    from longthought.teacher.tracestore import recorded_state
 
     _setup_logging()
     collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
                    progress=not args.quiet, shards=args.shards)
+    state = recorded_state(args.out) or {}
+    if state.get("partial") and (args.spec.get("task") or {}).get("allow_partial") is False:
+        print(f"longthought traces: task {args.task}: the collection is partial ("
+              f"{state['missing']} of {state['rows']} rows missing) and tasks.{args.task}."
+              "allow_partial is false, so nothing downstream may use it yet; the answered rows "
+              "are in the request cache and the next run asks only for the missing ones",
+              file=sys.stderr)
+        return PARTIAL_HELD_BACK
     return 0
 
 
@@ -79,7 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("traces", help="collect (or import) a task's raw teacher traces")
     p.add_argument("--task", required=True, help="task name (config tasks.<name>)")
     p.add_argument("--spec", type=spec_arg, required=True,
-                   help='JSON: {"task", "teacher", "prompt", "teacher_name", "prompt_name"}')
+                   help='a JSON file (or JSON text): {"task", "teacher", "prompt", "teacher_name", '
+                        '"prompt_name", "round"}')
     p.add_argument("--problems", nargs="?", default=None, const=None,
                    help="problems parquet (the task's pool); optional for import tasks")
     p.add_argument("--cache-dir", required=True, help="persistent request cache directory")
