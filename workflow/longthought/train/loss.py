@@ -57,17 +57,18 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         device = hidden.device.type
         dtype = (torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device)
                  else hidden.dtype)
+        acc = torch.promote_types(dtype, torch.float32)  # softmax and sums: fp32 at least
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         with torch.autocast(device, enabled=False):
             w = weight.to(dtype)
             grad_h = torch.empty_like(hidden) if need_h else None
-            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+            grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) \
                 if need_w else None
-            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            total = torch.zeros((), dtype=acc, device=hidden.device)
             for start in range(0, hidden.shape[0], chunk):
                 h = hidden[start:start + chunk].to(dtype)
                 t = target[start:start + chunk]
-                logits = (h @ w.T).float()  # [c, vocab]: the only vocabulary-sized tensor
+                logits = (h @ w.T).to(acc)  # [c, vocab]: the only vocabulary-sized tensor
                 lse = torch.logsumexp(logits, dim=-1)
                 total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
                 if need_h or need_w:
@@ -77,7 +78,7 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
                     if need_h:
                         grad_h[start:start + chunk] = (grad @ w).to(hidden.dtype)
                     if need_w:
-                        grad_w += (grad.T @ h).float()
+                        grad_w += (grad.T @ h).to(acc)
                 del logits
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype

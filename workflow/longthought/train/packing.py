@@ -80,6 +80,15 @@ def flex_available() -> bool:
     return True
 
 
+WHAT = {
+    "sdpa": "causal sdpa per packed sample",
+    "eager": "a dense block-diagonal mask per packed row",
+    "flex_attention": "per-sample block masks from the restarting position ids",
+    "flash_attention_2": "flash-attn's varlen kernel",
+    "flash_attention_3": "flash-attn 3's varlen kernel",
+}
+
+
 def choose_attention(requested: str, device: torch.device) -> tuple[str, str]:
     """(attention implementation, why) for `attn_implementation` on `device`.
 
@@ -90,31 +99,28 @@ def choose_attention(requested: str, device: torch.device) -> tuple[str, str]:
     gpu = device.type == "cuda"
     flash = next((name for name, module in FLASH_MODULES.items()
                   if importlib.util.find_spec(module) is not None), None)
+    why = ""
     if requested in FLASH_MODULES:
         module = FLASH_MODULES[requested]
         if gpu and importlib.util.find_spec(module) is not None:
-            return requested, "requested"
+            return requested, f"requested: {WHAT[requested]}"
         requested, why = "auto", f"{requested} needs the {module} package and a GPU"
-    else:
-        why = ""
-
-    def because(reason: str) -> str:
-        return f"{why}; {reason}" if why else reason
-
     if requested == "flex_attention" and not gpu:
         requested, why = "auto", "flex_attention has no backward pass on the CPU"
     if requested != "auto":
-        note = (" (one kernel per packed sample; auto would pick flash-attn or flex_attention)"
-                if gpu and requested == "sdpa" else "")
-        return requested, "requested" + note
+        note = ("; on a GPU this is one kernel per sample, auto would pick flash-attn or "
+                "flex_attention" if gpu and requested == "sdpa" else "")
+        return requested, f"requested: {WHAT[requested]}{note}"
     if gpu and flash is not None and not why:
-        return flash, because(f"a GPU with the {FLASH_MODULES[flash]} package")
-    if gpu and flex_available():
-        return "flex_attention", because("a GPU without flash-attn: per-sample block masks "
-                                         "from the restarting position ids")
-    if gpu:
-        return "sdpa", because("a GPU without flash-attn or FlexAttention: per-sample sdpa")
-    return "sdpa", because("the CPU: causal sdpa per packed sample")
+        chosen, reason = flash, f"a GPU with the {FLASH_MODULES[flash]} package"
+    elif gpu and flex_available():
+        chosen, reason = "flex_attention", "a GPU without flash-attn"
+    elif gpu:
+        chosen, reason = "sdpa", "a GPU without flash-attn or FlexAttention"
+    else:
+        chosen, reason = "sdpa", "the CPU"
+    reason = f"{reason}: {WHAT[chosen]}"
+    return chosen, f"{why}; {reason}" if why else reason
 
 
 def model_inputs(batch: dict, attn: str) -> dict:
@@ -160,7 +166,3 @@ def collate(samples: Sequence[Encoded], packing: bool, pad_id: int) -> dict[str,
     batch["n_tokens"] = sum(lengths)
     batch["n_slots"] = int(batch["input_ids"].numel())
     return batch
-
-
-MODEL_INPUTS = ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k",
-                "max_length_q", "max_length_k", "packed_bounds")
