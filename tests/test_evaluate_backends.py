@@ -194,7 +194,7 @@ def test_refill_keeps_the_batch_full_without_changing_any_sample(stopper):
     prompts = [[{"role": "user", "content": f"Problem {i}: add {i} and {i + 7}."}]
                for i in range(10)]
     runs, steps = {}, {}
-    for name, kwargs in [("refill", {}), ("fixed", {"refill": False}),
+    for name, kwargs in [("refill", {"refill": True}), ("fixed", {"refill": False}),
                          ("sequential", {"batch_size": 1})]:
         gen.stats.update(prefills=0, decode_steps=0, row_steps=0)
         runs[name] = texts(gen.generate(prompts, sampling, 2, **{"batch_size": 6, **kwargs}))
@@ -219,7 +219,8 @@ def test_budgets_share_their_prefix_and_equal_separate_runs(model, request):
     sampling = {**SAMPLING, "max_new_tokens": 20}
     budgets = [None, 3, 8, 20, 50]
     gen.stats.update(prefills=0, decode_steps=0, row_steps=0)
-    shared = gen.generate_budgets(PROMPTS, sampling, 3, budgets, forcing, batch_size=4)
+    shared = gen.generate_budgets(PROMPTS, sampling, 3, budgets, forcing, batch_size=4,
+                                  refill=True)
     shared_rows = gen.stats["row_steps"]
     gen.stats.update(row_steps=0)
     for budget in budgets:

@@ -9,7 +9,11 @@ token and thinking counts, and a batch that stays full:
   dropped) and, once `batch_size / 8` slots are free, waiting prompts are prefilled and their
   cache rows joined to the running batch (left-padded to a common width; leading columns that
   no row uses any more are trimmed). A batch no longer runs for its longest sample with fewer
-  and fewer live rows.
+  and fewer live rows. It is on by default on a GPU, where a decode step costs the read of the
+  weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
+  the time. On the CPU a step's cost grows with its rows and with the padded cache width, and
+  rows of different ages pad each other's cache: with the demo-sized model refill halved the
+  steps but not the time, so there fixed batches (finished rows still leave) stay the default.
 - **Per-row random state on demand**: each sample draws its uniforms 64 at a time from its own
   generator (the same numbers as drawing them all up front), never a full-length tensor.
 - **Budgets share their prefix** (`generate_budgets`): with common random numbers, a sample
@@ -150,10 +154,10 @@ class TransformersGenerator:
 
     def generate(self, prompts: list[list[dict]], sampling: dict, n: int,
                  budget: int | None = None, forcing: BudgetForcing | None = None,
-                 batch_size: int = 16, refill: bool = True) -> list[list[Output]]:
+                 batch_size: int = 16, refill: bool | None = None) -> list[list[Output]]:
         """n samples per prompt; outputs do not depend on batch_size or refill (see `sampling`).
 
-        `refill=False` runs fixed batches to their longest sample (for comparison).
+        `refill`: None = on a GPU only (see the module docstring); False runs fixed batches.
         """
         forcing = forcing or BudgetForcing()
         max_new = int(sampling["max_new_tokens"])
@@ -164,7 +168,7 @@ class TransformersGenerator:
 
     def generate_budgets(self, prompts: list[list[dict]], sampling: dict, n: int,
                          budgets: list[int | None], forcing: BudgetForcing | None = None,
-                         batch_size: int = 16, refill: bool = True
+                         batch_size: int = 16, refill: bool | None = None
                          ) -> dict[int | None, tuple[list[list[Output]], float]]:
         """{budget: (n samples per prompt, seconds)} for every budget (None = uncapped).
 
@@ -308,6 +312,7 @@ class TransformersGenerator:
         suffix_ids = self._encode_plain(forcing.suffix)
         may_end = self._may_end_table(forcing.marker[-1])
         batch_size = max(1, batch_size)
+        refill = self.device.type == "cuda" if refill is None else refill
         threshold = max(1, batch_size // REFILL_FRACTION)
         # similar prompt lengths together: less padding; results do not depend on the order
         waiting = deque(sorted(rows, key=lambda r: len(r.prompt_ids) + len(r.gen)))

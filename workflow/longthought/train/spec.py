@@ -40,7 +40,7 @@ class TrainSpec:
     stages: list[Stage]
     precision: str = "fp32"
     gradient_checkpointing: bool = False
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "auto"
     cross_entropy: str = "auto"
     checkpoint_every: int = 200
     accelerate_config: str | None = None
@@ -110,7 +110,7 @@ def parse_spec(student: str, spec: dict) -> TrainSpec:
     if precision not in PRECISIONS:
         raise ValueError(f"{where}.precision must be one of {sorted(PRECISIONS)}, "
                          f"got {precision!r}")
-    attn = spec.get("attn_implementation", "sdpa")
+    attn = spec.get("attn_implementation", "auto")
     if attn not in ATTENTION:
         raise ValueError(f"{where}.attn_implementation must be one of {ATTENTION}, got {attn!r}")
     loss = spec.get("cross_entropy", "auto")
