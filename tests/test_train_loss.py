@@ -99,6 +99,8 @@ def test_the_loss_is_chosen_per_model_and_device_and_refused_where_it_cannot_run
         choose_loss("liger", "qwen2", cpu)
     with pytest.raises(ValueError, match="not available"):
         choose_loss("chunked", "gemma2", cpu)
+    impl, why = choose_loss("auto", "qwen2", cpu, partitioned_head=True)
+    assert impl == "full" and "ZeRO-3" in why
 
 
 def test_llama_heads_work_too():

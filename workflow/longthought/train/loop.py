@@ -124,8 +124,10 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     model = AutoModelForCausalLM.from_pretrained(
         base_path, attn_implementation=training_attention(attn), dtype=torch.float32)
     model.config.use_cache = False
+    zero3 = (accelerator.distributed_type == DistributedType.DEEPSPEED
+             and accelerator.state.deepspeed_plugin.zero_stage == 3)
     loss_impl, loss_why = choose_loss(cfg.cross_entropy, model.config.model_type,
-                                      accelerator.device)
+                                      accelerator.device, partitioned_head=zero3)
     attach_loss(model, loss_impl)
     accelerator.print(f"[train] cross-entropy: {loss_impl} ({loss_why})")
     if cfg.gradient_checkpointing:

@@ -97,13 +97,20 @@ def liger_available(device: torch.device) -> bool:
     return device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
 
 
-def choose_loss(requested: str, model_type: str, device: torch.device) -> tuple[str, str]:
-    """(implementation, why) for the `cross_entropy` setting on this model and device."""
+def choose_loss(requested: str, model_type: str, device: torch.device,
+                partitioned_head: bool = False) -> tuple[str, str]:
+    """(implementation, why) for the `cross_entropy` setting on this model and device.
+
+    `partitioned_head`: DeepSpeed ZeRO-3 gathers a weight only inside its own module's forward,
+    so the head's weight cannot be read by the loss; the model's own head runs then.
+    """
     plain = model_type in PLAIN_HEAD
     if requested == "full":
         return "full", "requested"
-    if not plain:
-        why = (f"model type {model_type!r} is not known to compute its logits as a plain "
+    if not plain or partitioned_head:
+        why = ("DeepSpeed ZeRO-3 partitions the head's weight outside its own forward"
+               if plain else
+               f"model type {model_type!r} is not known to compute its logits as a plain "
                "linear head, so the head stays in the model")
         if requested != "auto":
             raise ValueError(f"cross_entropy: {requested!r} is not available: {why}; "
