@@ -13,8 +13,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Our check first: it names each offending key by its full path (pools.arith.colour);
-# then Snakemake's own validate, which also fills schema defaults.
+# Every config mistake stops here, before any job: the schema (every key, at every depth) and the
+# checks it cannot see (names, k vs n, files, ...), each naming the key by its full path
+# (pools.arith.colour); printed without a traceback. Then Snakemake's own validate.
 check_config(config, workflow.source_path("config/schema.yaml"))
 validate(config, "config/schema.yaml")
 

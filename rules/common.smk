@@ -1,4 +1,5 @@
-# Config accessors, cross-reference checks, wildcard constraints and path helpers.
+# Config accessors, wildcard constraints and path helpers (the config checks, names included,
+# run before this file: longthought.configcheck, called from the Snakefile).
 # Rules only wire files and params; every config slice a rule depends on reaches it via
 # `params:` (as JSON), so a changed knob re-runs exactly the rules it reaches.
 
@@ -11,59 +12,6 @@ import shlex
 
 def _names(section):
     return list(config.get(section) or {})
-
-
-def _check_refs():
-    """Fail before any job runs when a name in config points at nothing (schema can't see this)."""
-    errors = []
-
-    def need(key, name, section):
-        if name not in (config.get(section) or {}):
-            errors.append(
-                f"{key}: {name!r} is not defined under '{section}:' "
-                f"(known: {', '.join(_names(section)) or 'none'})"
-            )
-
-    for task, spec in (config.get("tasks") or {}).items():
-        if "import" in spec:
-            continue
-        need(f"tasks.{task}.teacher", spec["teacher"], "teachers")
-        need(f"tasks.{task}.prompt", spec["prompt"], "prompts")
-        need(f"tasks.{task}.pool", spec["pool"], "pools")
-    for ds, spec in (config.get("datasets") or {}).items():
-        for i, task in enumerate(spec["tasks"]):
-            need(f"datasets.{ds}.tasks[{i}]", task, "tasks")
-        benches = spec.get("decontaminate", {}).get("benchmarks", "all")
-        if isinstance(benches, list):
-            for i, b in enumerate(benches):
-                need(f"datasets.{ds}.decontaminate.benchmarks[{i}]", b, "benchmarks")
-    for st, spec in (config.get("students") or {}).items():
-        for i, stage in enumerate(spec["stages"]):
-            need(f"students.{st}.stages[{i}].dataset", stage["dataset"], "datasets")
-        for i, task in enumerate((spec.get("tiny") or {}).get("tokenizer_tasks", [])):
-            need(f"students.{st}.tiny.tokenizer_tasks[{i}]", task, "tasks")
-    ev = config.get("evaluation") or {}
-    for i, b in enumerate(ev.get("benchmarks", [])):
-        need(f"evaluation.benchmarks[{i}]", b, "benchmarks")
-    for i, m in enumerate(ev.get("models", [])):
-        if model_kind(m) is None:
-            errors.append(
-                f"evaluation.models[{i}]: {m!r} is neither a student, '<student>@init', "
-                f"a teacher nor an entry of 'models:'"
-            )
-    gen = config.get("generalization") or {}
-    for i, m in enumerate(gen.get("models", [])):
-        if model_kind(m) is None:
-            errors.append(f"generalization.models[{i}]: {m!r} is not a known model")
-    if gen.get("sets"):
-        need("generalization.judge", gen.get("judge"), "teachers")
-    clash = set(_names("students")) & (set(_names("teachers")) | set(_names("models")))
-    if clash:
-        errors.append(
-            f"names used both for a student and another model: {sorted(clash)}"
-        )
-    if errors:
-        raise ValueError("config error(s):\n  " + "\n  ".join(errors))
 
 
 def model_kind(name):
@@ -133,8 +81,6 @@ def as_json(obj):
 def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "__none__"
 
-
-_check_refs()
 
 API_MODELS = [
     m

@@ -106,11 +106,11 @@ def test_fixed_and_per_row_answer_types(tmp_path):
 def test_missing_values_name_file_row_and_key(tmp_path):
     rows = [{"problem": "ok?", "answer": "1"}, {"problem": "", "answer": "2"}]
     path = _jsonl(tmp_path / "bad.jsonl", rows)
-    with pytest.raises(ValueError, match=r"bad\.jsonl: row 1: missing problem text.*'problem'"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl: row 2: missing problem text.*'problem'"):
         load_problems({"source": "file", "path": str(path)})
     rows = [{"problem": "ok?", "answer": "1"}, {"problem": "no answer?", "answer": None}]
     path = _jsonl(tmp_path / "noans.jsonl", rows)
-    with pytest.raises(ValueError, match=r"noans\.jsonl: row 1: missing answer .*'answer'"):
+    with pytest.raises(ValueError, match=r"noans\.jsonl: row 2: missing answer .*'answer'"):
         load_problems({"source": "file", "path": str(path)})
     df = load_problems({"source": "file", "path": str(path), "allow_missing_answer": True})
     assert df["answer"].tolist() == ["1", ""]
@@ -124,7 +124,7 @@ def test_bad_columns_and_specs(tmp_path):
     with pytest.raises(ValueError, match=r"no column 'nope' for columns.answer"):
         load_problems({"source": "file", "path": str(path),
                        "columns": {"problem": "q", "answer": "nope"}})
-    with pytest.raises(ValueError, match=r"duplicate problem_id \['a'\] at rows \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"duplicate problem_id \['a'\] at rows \[1, 2\]"):
         load_problems({"source": "file", "path": str(path),
                        "columns": {"problem": "q", "answer": "a", "problem_id": "pid"}})
     with pytest.raises(ValueError, match="unknown keys in 'columns'"):

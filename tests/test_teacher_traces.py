@@ -99,7 +99,7 @@ def test_rewrite_without_a_solution_names_the_row(pool, tmp_path, capsys):
     code = main(["traces", "--task", "rewrite", "--spec", spec(REWRITE, "rewrite"), "--problems",
                  str(bad), "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and "row 2" in err and df.loc[2, "problem_id"] in err
+    assert code == 2 and "row 3" in err and df.loc[2, "problem_id"] in err  # 3rd row
     assert str(bad) in err and not out.exists()
     code = main(["traces", "--task", "x", "--spec", spec(DISTILL, "distill", samples_per_problem=0),
                  "--problems", str(pool), "--cache-dir", str(tmp_path / "c"), "--out", str(out)])

@@ -82,7 +82,7 @@ def test_long_samples_truncate_but_a_long_prompt_is_an_error(tokenizer, rows, tm
                                          {"role": "assistant", "content": "3"}])
     path = tmp_path / "d.parquet"
     write_table(bad, path, "dataset")
-    with pytest.raises(ValueError, match=r"d\.parquet: row 2 \(sample_id 't/.*'\): the prompt is "
+    with pytest.raises(ValueError, match=r"d\.parquet: row 3 \(sample_id 't/.*'\): the prompt is "
                                          r"\d+ tokens, longer than max_length 64"):
         load_dataset(path, tokenizer, 64)
 
@@ -96,11 +96,11 @@ def test_zero_rows_and_malformed_messages_are_clear_errors(tokenizer, rows, tmp_
     bad.loc[5, "messages"] = "{not json"
     path = tmp_path / "bad.parquet"
     write_table(bad, path, "dataset")
-    with pytest.raises(ValueError, match=r"bad\.parquet: row 5 .*'messages' is not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad\.parquet: row 6 .*'messages' is not valid JSON"):
         load_dataset(path, tokenizer, 512)
     bad.loc[5, "messages"] = json.dumps([{"role": "user", "content": "hi"}])
     write_table(bad, path, "dataset")
-    with pytest.raises(ValueError, match=r"row 5 .*no assistant turn"):
+    with pytest.raises(ValueError, match=r"row 6 .*no assistant turn"):
         load_dataset(path, tokenizer, 512)
 
 

@@ -168,7 +168,7 @@ def test_bad_input_fails_before_training(world, tmp_path, capsys):
     assert "empty.parquet: dataset has zero rows" in cli([fmt, str(empty)])
     short = make_spec([stage("format-arith", max_length=8), stage("longthought-arith")])
     err = cli([fmt, fmt], short)
-    assert "format.parquet: row 0 (sample_id 'format-arith/" in err and "max_length 8" in err
+    assert "format.parquet: row 1 (sample_id 'format-arith/" in err and "max_length 8" in err
     assert "2 stages need 2 datasets" in cli([fmt])
     assert "neither a model directory" in cli([fmt, fmt], init=str(tmp_path / "nope"))
     bad = make_spec([stage("format-arith", schedule="step"), stage("longthought-arith")])

@@ -102,7 +102,7 @@ def test_bad_rows_fail_before_anything_is_cached(rows, tokenizer, tmp_path):
     bad.loc[7, "messages"] = json.dumps([{"role": "user", "content": "hi"}])
     path = tmp_path / "bad.parquet"
     write_table(bad, path, "dataset")
-    with pytest.raises(ValueError, match=r"bad\.parquet: row 7 .*no assistant turn"):
+    with pytest.raises(ValueError, match=r"bad\.parquet: row 8 .*no assistant turn"):
         load_dataset(path, tokenizer, 512)
     assert not any(p for p in cache_root(path).iterdir() if not p.name.startswith("."))
     assert read_table(path, "dataset").shape[0] == 30

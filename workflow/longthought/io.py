@@ -3,6 +3,13 @@
 Every table crossing a rule boundary goes through `write_table` / `read_table`, which validate it
 against its pandera schema. Writes go to a temporary file in the same directory and are renamed
 into place, so a killed job never leaves a half-written output that Snakemake would trust.
+
+Files and directories written here get the modes the user's umask gives a plain `open()` /
+`mkdir` (0644 / 0755 under umask 022, 0664 / 0775 under 002), not the private 0600 / 0700 that
+`mkstemp` / `mkdtemp` give their temporaries: results are shared on cluster filesystems.
+
+Row numbers in messages count the way an editor does: the first data row of a file is row 1 (a
+JSON-lines file's rows are its line numbers, blank lines counted).
 """
 
 from __future__ import annotations
@@ -26,9 +33,59 @@ class TableError(ValueError):
     """A table failed its schema: the message names the file, the rows and the columns."""
 
 
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from `open()` under the current umask (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode a new directory gets from `mkdir` under the current umask (0755 under 022)."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """`mkdtemp` in `parent`, opened up to the umask's mode: it is renamed into place as an output
+    (mkdtemp's 0700 would leave the result unreadable for colleagues)."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    tmp.chmod(dir_mode())
+    return tmp
+
+
+def apply_umask(root: str | os.PathLike[str]) -> None:
+    """Give `root` and everything under it the umask's modes, before it is renamed into place.
+
+    For directories written by libraries that create private files: safetensors writes model
+    weights as 0600, mkdtemp makes 0700 directories.
+    """
+    root = Path(root)
+    files, dirs = file_mode(), dir_mode()
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(dirs if path.is_dir() else files)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    The file lands with the umask's mode (mkstemp's temporary is 0600), whether the block wrote
+    into the temporary file or replaced it (e.g. a library that writes a new file at the path).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -36,6 +93,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            tmp_path.chmod(file_mode())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -60,8 +119,20 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def validate(df: pd.DataFrame, schema_name: str, source: str) -> pd.DataFrame:
-    """Validate `df` against `schema_name`; raise TableError naming `source`, rows, columns."""
+def number_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its rows numbered as an editor counts them: 1, 2, ... (in place of 0, 1, ...)."""
+    df.index = pd.RangeIndex(1, len(df) + 1)
+    return df
+
+
+def validate(df: pd.DataFrame, schema_name: str, source: str, first_row: int = 1,
+             rows: list[int] | None = None) -> pd.DataFrame:
+    """Validate `df` against `schema_name`; raise TableError naming `source`, rows, columns.
+
+    Rows are named as an editor counts them: the frame's first row is `first_row` (1 for a whole
+    table; a later chunk's offset), or `rows[i]` for the i-th row when given (the source rows a
+    frame was built from).
+    """
     schema = ALL[schema_name]
     try:
         return schema.validate(df, lazy=True)
@@ -70,6 +141,10 @@ def validate(df: pd.DataFrame, schema_name: str, source: str) -> pd.DataFrame:
         lines = []
         for _, case in cases.head(10).iterrows():
             row = case.get("index")
+            if pd.notna(row):
+                pos = df.index.get_loc(row) if row in df.index else int(row)
+                pos = pos if isinstance(pos, int) else int(row)
+                row = rows[pos] if rows is not None else pos + first_row
             where = f"row {int(row)}" if pd.notna(row) else "table"
             lines.append(f"  {where}, column {case.get('column')!r}: {case.get('check')} "
                          f"(got {case.get('failure_case')!r})")
@@ -126,7 +201,16 @@ def read_yaml(path: str | os.PathLike[str], what: str = "file") -> Any:
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a JSON-lines file; a malformed line fails naming the file and line number."""
-    rows = []
+    return [row for _, row in _jsonl_lines(path)]
+
+
+def read_jsonl_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A JSON-lines file as a frame whose index is each row's line number (as an editor shows)."""
+    numbered = list(_jsonl_lines(path))
+    return pd.DataFrame([row for _, row in numbered], index=[n for n, _ in numbered])
+
+
+def _jsonl_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -137,8 +221,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 raise TableError(f"{path}: line {lineno} is not valid JSON: {exc}") from None
             if not isinstance(row, dict):
                 raise TableError(f"{path}: line {lineno} is not a JSON object")
-            rows.append(row)
-    return rows
+            yield lineno, row
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,19 +229,20 @@ def _analyse_window(window: list[dict], analyser: DeadlinePool, checker: AnswerC
     out: list[_Row] = []
     for item, (status, value) in zip(window, analyser.map(window), strict=True):
         if status != OK:
-            first, last = item["offset"], item["offset"] + item["batch"].num_rows - 1
+            first, last = item["offset"] + 1, item["offset"] + item["batch"].num_rows
             raise RuntimeError(f"{path}: analysing rows {first}-{last} failed ({status}): {value}")
         for res in value:
+            place = f"{Path(path).name}:row{res.row + 1}"  # as an editor counts: first row is 1
             if not res.sample_id:  # no trace_id: name the row by its place
-                res.sample_id = f"{Path(path).name}:row{res.row}"
+                res.sample_id = place
             if res.sample_id in seen:
                 first = seen[res.sample_id]
-                res.sample_id = f"{res.sample_id}@{Path(path).name}:row{res.row}"
+                res.sample_id = f"{res.sample_id}@{place}"
                 if res.filter != "malformed":
                     res.filter, res.reason, res.detail = ("malformed", "duplicate trace_id",
                                                           f"first seen at {first}")
             else:
-                seen[res.sample_id] = f"{Path(path).name}:row{res.row}"
+                seen[res.sample_id] = place
             out.append(_Row(fi, res))
     if filters["correct"]:
         todo = [r.res for r in out if r.res.filter is None]
@@ -376,7 +376,8 @@ class _ChunkWriter:
 
     def write(self, df: pd.DataFrame) -> None:
         df = io.validate(df.reset_index(drop=True), self.schema_name,
-                         f"writing {self.path} (rows {self.rows}-{self.rows + len(df) - 1})")
+                         f"writing {self.path} (rows {self.rows + 1}-{self.rows + len(df)})",
+                         first_row=self.rows + 1)
         table = pa.Table.from_pandas(df, preserve_index=False)
         if self._writer is None:
             self._arrow = table.schema
@@ -404,9 +405,7 @@ def _write_dataset(dataset: str, paths: list[str], files: list[pq.ParquetFile],
     jsonl = None
     if export_dir is not None:
         parent = Path(export_dir).resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        export_tmp = Path(tempfile.mkdtemp(prefix=f".{Path(export_dir).name}.", dir=parent))
-        export_tmp.chmod(0o755)
+        export_tmp = io.make_temp_dir(parent, f".{Path(export_dir).name}.")
         jsonl = open(export_tmp / "data.jsonl", "w", encoding="utf-8")  # noqa: SIM115
     ok = False
     try:

@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "column when the CSV has one)")
     h.add_argument("--csv", required=True, help="CSV with item_id, rater, score [, model]")
     h.add_argument("--category", default="general_qa",
-                   choices=["safety", "factuality", "sycophancy", "general_qa"])
+                   choices=["safety", "factuality", "sycophancy", "general_qa"],
+                   help="the set's category, written in each row (default general_qa)")
     h.add_argument("--items", default=None, help="optional per-item table to check item ids")
     h.add_argument("--out", required=True, help="generalization table to write (parquet)")
     h.set_defaults(func=_generalize_human)

@@ -57,10 +57,15 @@ def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
         return ITEMS.validate(df.reset_index(drop=True), lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases.head(10)
-        lines = [f"  row {case['index']}, column {case['column']!r}: {case['check']} "
+        lines = [f"  row {_row(case['index'])}, column {case['column']!r}: {case['check']} "
                  f"(got {case['failure_case']!r})" for _, case in cases.iterrows()]
         raise TableError(f"{source}: does not match the 'generalization_items' schema:\n"
                          + "\n".join(lines)) from None
+
+
+def _row(index: object) -> object:
+    """A failure's row as an editor counts (the first row is 1)."""
+    return int(index) + 1 if isinstance(index, int | float) and index == index else index
 
 
 def write_items(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -40,13 +40,21 @@ def _require(spec: dict, key: str, where: str) -> Any:
 
 
 def read_rows(path: str | Path) -> pd.DataFrame:
-    """Read a local jsonl/json/csv/parquet file; say which file and line when it is malformed."""
+    """Read a local jsonl/json/csv/parquet file; say which file and line when it is malformed.
+
+    The index numbers the rows as an editor does: a JSON-lines row's line, else the data row
+    counted from 1.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return pd.DataFrame(io.read_jsonl(path))
+        return io.read_jsonl_frame(path)
+    return io.number_rows(_read_other(path, suffix))
+
+
+def _read_other(path: Path, suffix: str) -> pd.DataFrame:
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -76,7 +84,7 @@ def _read_hf(spec: dict, where: str) -> pd.DataFrame:
     except Exception as exc:  # network, auth, missing split: one clear line
         raise ValueError(f"{where}: cannot load Hugging Face dataset {ds_id!r} "
                          f"(config {spec.get('config')!r}, split {split!r}): {exc}") from None
-    return ds.to_pandas()
+    return io.number_rows(ds.to_pandas())
 
 
 def _column(frame: pd.DataFrame, source: str, where: str, field: str) -> pd.Series:
@@ -96,7 +104,7 @@ def _column(frame: pd.DataFrame, source: str, where: str, field: str) -> pd.Seri
             raise ValueError(f"{where}: row {row}, column {name!r} has no element "
                              f"{index}") from None
 
-    return pd.Series([pick(v, i) for i, v in enumerate(col)], index=frame.index)
+    return pd.Series([pick(v, i) for i, v in col.items()], index=frame.index)
 
 
 def _text(value: Any) -> str | None:
@@ -121,23 +129,24 @@ def map_columns(frame: pd.DataFrame, spec: dict, where: str) -> pd.DataFrame:
             out[field] = None
     if out["item_id"].isna().all():
         out["item_id"] = [f"{i:05d}" for i in range(len(out))]
-    for i, row in enumerate(out.itertuples(index=False)):
-        if not row.item_id:
+    for i, row in zip(out.index, out.itertuples(index=False), strict=True):
+        # pandas 3 stores a missing text as NaN, which is truthy: test for missing explicitly
+        if pd.isna(row.item_id) or not row.item_id:
             raise ValueError(f"{where}: row {i} has an empty item_id")
-        if not row.question:
+        if pd.isna(row.question) or not row.question:
             raise ValueError(f"{where}: row {i} (item {row.item_id!r}) has an empty question")
     dup = out["item_id"][out["item_id"].duplicated()].tolist()
     if dup:
         raise ValueError(f"{where}: duplicate item_id(s) {dup[:5]}")
-    return out.reset_index(drop=True)
+    return out  # indexed by the source's row numbers, for messages
 
 
 def subsample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     """A seeded subsample of `size` rows in their original order (all rows if size is None)."""
     if size is None or size >= len(frame):
-        return frame.reset_index(drop=True)
+        return frame
     keep = sorted(random.Random(seed).sample(range(len(frame)), size))
-    return frame.iloc[keep].reset_index(drop=True)
+    return frame.iloc[keep]  # the index (source rows) is kept for messages
 
 
 def _messages(question: str, system: str | None) -> str:
@@ -191,7 +200,7 @@ def load_set(spec: dict, system: str | None = None) -> pd.DataFrame:
     items["messages"] = [_messages(q, system) for q in questions]
     items["followup"] = None
     items["control"] = None
-    return _plain(items)
+    return _plain(items.reset_index(drop=True))
 
 
 def _plain(items: pd.DataFrame) -> pd.DataFrame:

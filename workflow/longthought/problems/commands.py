@@ -53,14 +53,16 @@ def build_benchmark(name: str, spec: dict, out: str) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `problems` and `benchmark`."""
     p = sub.add_parser("problems", help="build a training problem pool (filters applied)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="pool name (pools.<name> in config)")
     p.add_argument("--spec", type=spec_arg, required=True, help="pools.<name> as JSON")
-    p.add_argument("--out", required=True)
-    p.add_argument("--rejected", required=True)
+    p.add_argument("--out", required=True, help="problems table to write (parquet)")
+    p.add_argument("--rejected", required=True,
+                   help="table of the problems the pool filters removed, with the filter and "
+                        "reason (parquet)")
     p.set_defaults(func=lambda a: build_pool(a.name, a.spec, a.out, a.rejected) and 0)
 
     b = sub.add_parser("benchmark", help="build an evaluation set")
-    b.add_argument("--name", required=True)
+    b.add_argument("--name", required=True, help="benchmark name (benchmarks.<name> in config)")
     b.add_argument("--spec", type=spec_arg, required=True, help="benchmarks.<name> as JSON")
-    b.add_argument("--out", required=True)
+    b.add_argument("--out", required=True, help="problems table to write (parquet)")
     b.set_defaults(func=lambda a: build_benchmark(a.name, a.spec, a.out) and 0)

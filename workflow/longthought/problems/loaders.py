@@ -14,7 +14,8 @@ column, ids are stable hashes of the problem text. `answer_type: auto` (default)
 row's type from its gold answer; a fixed type applies to all rows. `meta: [cols]` picks the
 columns kept in the `meta` JSON (default: every other short scalar column).
 
-Missing values: a row without problem text is an error naming the file, row and key. A row
+Missing values: a row without problem text is an error naming the file, row and key (rows are
+numbered as an editor counts: the first data row is row 1; in a JSON-lines file, its line). A row
 without an answer is an error too, unless the spec says `allow_missing_answer: true` (large pools
 where some rows lack an answer): such rows get answer "" and the pool filter `no_answer` moves
 them to the pool's rejected table with a reason. Nothing is dropped here.
@@ -87,11 +88,11 @@ def apply_multiple_choice(raw: pd.DataFrame, spec: dict, where: str) -> tuple[pd
             raise ValueError(f"{where}: multiple_choice.{key}: no column {col!r}; "
                              f"columns are {sorted(raw.columns)}")
     problems, letters = [], []
-    for i, row in enumerate(raw.itertuples(index=False)):
+    for row_no, row in zip(raw.index, raw.itertuples(index=False), strict=True):
         rec = dict(zip(raw.columns, row, strict=True))
         options = [str(rec[correct]).strip()] + [str(rec[c]).strip() for c in incorrect]
         if any(not o or o == "nan" for o in options):
-            raise ValueError(f"{where}: row {i}: an empty option in multiple_choice columns")
+            raise ValueError(f"{where}: row {row_no}: an empty option in multiple_choice columns")
         question = str(rec[problem_col]).strip()
         order = list(range(len(options)))
         random.Random(f"{mc.get('shuffle_seed', 0)}:{question}").shuffle(order)
@@ -108,12 +109,20 @@ def apply_multiple_choice(raw: pd.DataFrame, spec: dict, where: str) -> tuple[pd
 
 
 def read_records(path: Path) -> pd.DataFrame:
-    """A local .jsonl / .json / .parquet / .csv file as a DataFrame (CSV cells stay text)."""
+    """A local .jsonl / .json / .parquet / .csv file as a DataFrame (CSV cells stay text).
+
+    The index numbers the rows as an editor does: a JSON-lines row's line number, else the data
+    row counted from 1 (a CSV's header is not a row).
+    """
     if not path.exists():
         raise FileNotFoundError(f"problem file not found: {path}")
     suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
     if suffix in (".jsonl", ".ndjson"):
-        return pd.DataFrame(io.read_jsonl(path))
+        return io.read_jsonl_frame(path)
+    return io.number_rows(_read_other(path, suffix))
+
+
+def _read_other(path: Path, suffix: str) -> pd.DataFrame:
     if suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):  # {"data": [...]} or {"rows": [...]}
@@ -151,7 +160,7 @@ def read_hf(spec: dict, base_dir: str = ".") -> pd.DataFrame:
     if spec.get("meta") is not None:  # only what is needed: big pools have big extra columns
         keep = [c for c in ds.column_names if c in wanted]
         ds = ds.select_columns(keep)
-    return ds.to_pandas()
+    return io.number_rows(ds.to_pandas())
 
 
 def _column_map(spec: dict) -> dict[str, str]:
@@ -257,7 +266,7 @@ def to_problems(raw: pd.DataFrame, spec: dict, where: str, source_name: str) -> 
     df = pd.DataFrame(rows, columns=[*FIELDS[:3], "answer_type", "source", "solution", "meta",
                                      "_row"])
     _assign_ids(df, where, "problem_id" in cmap and "problem_id" in explicit)
-    return io.validate(df.drop(columns="_row"), "problems", where)
+    return io.validate(df.drop(columns="_row"), "problems", where, rows=df["_row"].tolist())
 
 
 def _limit(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:

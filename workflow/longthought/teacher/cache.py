@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longthought.io import file_mode
+
 CACHE_FILE = "requests.sqlite"
 _CHUNK = 500
 
@@ -73,6 +75,7 @@ class RequestCache:
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / CACHE_FILE
+        new = not self.path.exists()
         self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self.db.execute("PRAGMA busy_timeout=60000")
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -80,6 +83,9 @@ class RequestCache:
         # page cache); only a power loss could drop the last commits.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(_SCHEMA)
+        if new:  # SQLite creates 0644 whatever the umask (a group's shared cache needs 0664);
+            for f in (self.path, *self.dir.glob(f"{CACHE_FILE}-*")):  # -wal/-shm follow the db
+                f.chmod(file_mode())
 
     def __enter__(self) -> RequestCache:
         return self

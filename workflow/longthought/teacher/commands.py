@@ -39,7 +39,8 @@ def _traces_status(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this subpackage's verbs to the `longthought` parser."""
     p = sub.add_parser("teacher-sim", help="run the OpenAI-compatible sim teacher on loopback")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: loopback only)")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--port-file", default=None, help="write the bound port here when ready")
     p.add_argument("--spec", type=spec_arg, default={},

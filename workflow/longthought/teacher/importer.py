@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from longthought.io import read_jsonl, read_table
+from longthought.io import number_rows, read_jsonl_frame, read_table
 from longthought.teacher.cache import canonical_json
 from longthought.teacher.traces import TRACE_COLUMNS
 
@@ -48,15 +48,15 @@ def load_source(imp: dict[str, Any], where: str) -> tuple[pd.DataFrame, str]:
         if not p.exists():
             raise FileNotFoundError(f"{where}: {path} does not exist")
         suffix = "".join(p.suffixes[-2:]) if p.suffix == ".gz" else p.suffix
-        if suffix in (".jsonl", ".jsonl.gz"):
-            df = pd.DataFrame(read_jsonl(p)) if suffix == ".jsonl" else \
-                pd.read_json(p, lines=True)
+        if suffix in (".jsonl", ".jsonl.gz"):  # rows numbered by their line (as an editor)
+            df = read_jsonl_frame(p) if suffix == ".jsonl" else number_rows(
+                pd.read_json(p, lines=True))
         elif suffix == ".json":
-            df = pd.read_json(p)
+            df = number_rows(pd.read_json(p))
         elif suffix == ".parquet":
-            df = pd.read_parquet(p)
+            df = number_rows(pd.read_parquet(p))
         elif suffix == ".csv":
-            df = pd.read_csv(p)
+            df = number_rows(pd.read_csv(p))
         else:
             raise ValueError(f"{where}: {path}: unsupported file type {suffix!r} "
                              "(jsonl, json, parquet, csv)")
@@ -68,14 +68,14 @@ def load_source(imp: dict[str, Any], where: str) -> tuple[pd.DataFrame, str]:
         import datasets
 
         ds = datasets.load_dataset(ds_id, imp.get("config"), split=imp.get("split") or "train")
-        df = ds.to_pandas()
+        df = number_rows(ds.to_pandas())
         name = f"hf:{ds_id}"
     else:
         raise ValueError(f"{where}: source must be 'file' or 'hf', got {source!r}")
     limit = imp.get("limit")
     if limit is not None:
         df = df.head(int(limit))
-    return df.reset_index(drop=True), name
+    return df, name
 
 
 def _text(value: Any) -> str | None:
@@ -129,8 +129,8 @@ def import_traces(task: str, spec: dict[str, Any], problems_path: str | None) ->
     teacher = spec.get("teacher_name") or f"import:{name}"
     counts: dict[str, int] = {}
     rows = []
-    for i, rec in enumerate(df.to_dict("records")):
-        at = f"{name}: row {i}"
+    for i, (row_no, rec) in enumerate(zip(df.index, df.to_dict("records"), strict=True)):
+        at = f"{name}: row {row_no}"  # as an editor counts (a JSON-lines row: its line)
         problem = _text(rec[cols["problem"]])
         if not problem:
             raise ValueError(f"{at}: empty problem (column {cols['problem']!r})")

@@ -59,7 +59,8 @@ def build_requests(task: str, spec: dict[str, Any], problems: pd.DataFrame,
         raise ValueError(f"task {task!r}: samples_per_problem must be an integer >= 1, got {n!r}")
     if _needs_solution(prompt):
         missing = [(i, pid) for i, (pid, sol) in enumerate(zip(problems["problem_id"],
-                                                               problems["solution"], strict=True))
+                                                               problems["solution"], strict=True),
+                                                           start=1)  # first row is row 1
                    if sol is None or pd.isna(sol) or not str(sol).strip()]
         if missing:
             shown = ", ".join(f"row {i} (problem_id {pid!r})" for i, pid in missing[:5])
@@ -135,7 +136,13 @@ def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, c
 
 def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
     """A per-task table: rows, done (ok), cached, failed, skipped, tokens, USD; plus the cache's
-    live per-task view (responses received so far) when `cache_dir` is given."""
+    live per-task view (responses received so far) when `cache_dir` is given.
+
+    A cache directory that does not exist is an error (a mistyped path is not an empty cache); an
+    existing one without a cache file yet is empty."""
+    if cache_dir and not Path(cache_dir).is_dir():
+        raise FileNotFoundError(f"--cache-dir {cache_dir}: no such directory (the request cache "
+                                "is config cache_dir, default .cache/longthought)")
     lines = [f"{'task':<28} {'rows':>7} {'done':>7} {'cached':>7} {'failed':>7} "
              f"{'skipped':>7} {'tokens':>12} {'USD':>10} {'USD run':>9}"]
     for path in paths:

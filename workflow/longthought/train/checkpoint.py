@@ -18,7 +18,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from longthought.io import write_json
+from longthought.io import apply_umask, write_json
 
 STATE_FILE = "trainer_state.json"
 
@@ -77,6 +77,7 @@ class Checkpoints:
             write_json(tmp / STATE_FILE, asdict(state))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            apply_umask(tmp)  # accelerate/safetensors write private (0600) files
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)

@@ -143,7 +143,7 @@ class TokenizedDataset:
         too_long = np.flatnonzero(tokens.prompt_len >= max_length)
         if len(too_long):
             row = int(too_long[0])
-            raise ValueError(f"{source}: row {row} (sample_id {tokens.sample_id(row)!r}): the "
+            raise ValueError(f"{source}: row {row + 1} (sample_id {tokens.sample_id(row)!r}): the "
                              f"prompt is {int(tokens.prompt_len[row])} tokens, longer than "
                              f"max_length {max_length}; raise the stage's max_length or drop "
                              "the row")

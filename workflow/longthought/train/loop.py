@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from longthought.io import file_sha256, write_json, write_table
+from longthought.io import apply_umask, file_sha256, write_json, write_table
 from longthought.train.checkpoint import (
     Checkpoints,
     Preemption,
@@ -271,6 +271,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "packages": package_versions(), "torch_threads": torch.get_num_threads(),
             "host": platform.node(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         })
+        apply_umask(tmp)  # safetensors writes the weights as 0600: readable for colleagues
         if out_path.exists():
             shutil.rmtree(out_path)
         tmp.rename(out_path)

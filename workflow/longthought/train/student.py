@@ -22,13 +22,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
-from longthought.io import read_tables, write_json
+from longthought.io import apply_umask, make_temp_dir, read_tables, write_json
 
 INIT_POINTER = "init.json"
 TINY = "tiny"
@@ -184,8 +183,7 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
         raise ValueError(f"students.{student}.base_model must be 'tiny', a hub id or a path")
     kind = classify_base_model(base)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out.parent, f".{out.name}.")  # the umask's mode, not mkdtemp's 0700
     try:
         if kind == TINY:
             tiny = spec.get("tiny") or {}
@@ -212,6 +210,7 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
                 print(f"[init-student] {base}@{revision} pinned to commit {commit}: {path}",
                       flush=True)
             write_json(tmp / INIT_POINTER, pointer)
+        apply_umask(tmp)  # safetensors writes the weights as 0600
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

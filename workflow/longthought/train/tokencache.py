@@ -96,7 +96,7 @@ def _tokenize_rows(path: str | os.PathLike[str], tokenizer, sink) -> int:
         flags: list[list[bool]] = []
         for row in range(first, min(first + ROWS_PER_BATCH, len(rows))):
             sample_id, text = rows[row]
-            where = f"{path}: row {row} (sample_id {sample_id!r})"
+            where = f"{path}: row {row + 1} (sample_id {sample_id!r})"  # as an editor counts
             parts = render_parts(tokenizer, parse_messages(text, where), where)
             texts += [t for t, _ in parts]
             flags.append([f for _, f in parts])
