@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_curate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_longctx.py
 	$(BIN)/python benchmarks/bench_student.py
 	$(BIN)/python benchmarks/bench_demo.py
 

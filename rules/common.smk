@@ -520,9 +520,13 @@ def student_spec(student):
 def init_spec(student):
     """What builds the untrained student: the base model and the tiny model's sizes. Training
     knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
-    evaluation either."""
+    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational."""
     spec = config["students"][student]
-    return {k: spec[k] for k in ("base_model", "tiny") if k in spec}
+    return {
+        k: spec[k]
+        for k in ("base_model", "tiny", "revision", "snapshot_dir")
+        if k in spec
+    }
 
 
 def report_spec():

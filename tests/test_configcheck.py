@@ -375,6 +375,13 @@ SEMANTIC = [
      "'https://api.openai.com/v1'; remove it"),
     ({"students": {"tiny": {"base_model": "Qwen/Qwen2.5-0.5B"}}},
      "students.tiny.tiny: only used with base_model 'tiny', not 'Qwen/Qwen2.5-0.5B'; remove it"),
+    ({"students": {"tiny": {"revision": "v2"}}},
+     "students.tiny.revision: only used with a hub id as base_model (it pins and downloads one), "
+     "not 'tiny'; remove it"),
+    ({"students": {"tiny": {"stages": [{**STAGE, "max_length": 1024,
+                                        "max_tokens_per_batch": 512}]}}},
+     "students.tiny.stages[0].max_tokens_per_batch: 512 is less than max_length (1024); a sample "
+     "is never split across micro-batches, so the budget must hold the longest one"),
     # teachers
     ({"teachers": {"sim-o1": {"pricing": None}}},
      "teachers.sim-o1.budget_usd: set, but teachers.sim-o1.pricing is not; the cap needs prices "

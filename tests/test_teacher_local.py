@@ -118,7 +118,8 @@ def test_local_collection_killed_half_way_resumes_without_regenerating(tmp_path,
         assert not c.get_many(before | new)
     # the local rule merges the shards and writes the table from the cache alone
     out = tmp_path / "loc.parquet"
-    assert collect_traces("loc", spec, pool, cache, str(out), progress=False, shards=shards)["rows"] == 24
+    record = collect_traces("loc", spec, pool, cache, str(out), progress=False, shards=shards)
+    assert record["rows"] == 24
     table = read_table(out, "traces")
     assert (table["status"] == "ok").sum() == summary["generated"] + len(before)
     assert not list(Path(shards).glob("*.jsonl"))  # merged shards are removed

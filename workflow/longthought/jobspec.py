@@ -46,8 +46,9 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     # param); `allow_partial` decides whether the job passes a partial table downstream
     "traces": ("teacher:teacher", "task.allow_partial", "round"),
     "curate": (),
-    "init_student": (),
-    "train": ("resources", "checkpoint_every"),
+    # where a pinned hub snapshot is downloaded (the commit, not the place, decides the weights)
+    "init_student": ("snapshot_dir",),
+    "train": ("resources", "checkpoint_every", "snapshot_dir"),
     # batch_size: each sample has its own seed and random numbers, so batching does not change
     # results (tests/test_workflow.py proves it on the verb); checker.workers: processes
     "generate": ("batch_size", "checker.workers", "teacher:model.teacher"),
@@ -63,7 +64,7 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     # the whole resolved config as a job reads it (the TTI self-score): its operational keys
     "config": ("cache_dir", "seed", "testing", "teacher:teachers.*", "tasks.*.allow_partial",
                "students.*.resources",
-               "students.*.checkpoint_every", "evaluation.batch_size",
+               "students.*.checkpoint_every", "students.*.snapshot_dir", "evaluation.batch_size",
                "evaluation.checker.workers", "evaluation.resources",
                "generalization.batch_size"),
 }
