@@ -51,9 +51,9 @@ def test_extraction_stays_within_the_check_deadline(tmp_path):
     from longthought.answers.extract import extract_answer_detail
 
     for text in _corpus(str(tmp_path / "S")):
-        start = time.monotonic()
+        start = time.process_time()  # CPU time: a busy machine must not fail a linear scan
         extract_answer_detail(text)
-        assert time.monotonic() - start < TIMEOUT_S, text[:60]
+        assert time.process_time() - start < TIMEOUT_S, text[:60]
 
 
 @pytest.mark.parametrize("gold", ["5", "C", "\\text{Evelyn}"])
@@ -64,9 +64,9 @@ def test_parent_side_of_every_check_stays_within_the_deadline(tmp_path, gold):
     from longthought.answers.checker import response_final
 
     for text in _corpus(str(tmp_path / "S")):
-        start = time.monotonic()
+        start = time.process_time()  # CPU time: a busy machine must not fail a linear scan
         prepare(gold, response_final(text), "full", "Q?\n\nA) 1\nB) 2\nC) 5\nD) 7")
-        assert time.monotonic() - start < TIMEOUT_S, text[:60]
+        assert time.process_time() - start < TIMEOUT_S, text[:60]
 
 
 def test_adversarial_corpus_executes_nothing_and_finishes(tmp_path):
