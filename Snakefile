@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# `snakemake --report results/report.html`: this description, then the report() outputs
+report: "report/workflow.rst"
+
+
 # Our check first: it names each offending key by its full path (pools.arith.colour);
 # then Snakemake's own validate, which also fills schema defaults.
 check_config(config, workflow.source_path("config/schema.yaml"))

@@ -45,6 +45,11 @@ def _check_refs():
     ev = config.get("evaluation") or {}
     for i, b in enumerate(ev.get("benchmarks", [])):
         need(f"evaluation.benchmarks[{i}]", b, "benchmarks")
+    for i, m in enumerate(ev.get("budget_models") or []):
+        if m not in ev.get("models", []):
+            errors.append(
+                f"evaluation.budget_models[{i}]: {m!r} is not one of evaluation.models"
+            )
     for i, m in enumerate(ev.get("models", [])):
         if model_kind(m) is None:
             errors.append(
@@ -254,12 +259,18 @@ def eval_resources():
     return resources_from({"evaluation": config["evaluation"].get("resources")})
 
 
+def runs_budgets(model):
+    """Budget forcing: local models only, and only those in evaluation.budget_models if set."""
+    chosen = config["evaluation"].get("budget_models")
+    return not is_api_model(model) and (chosen is None or model in chosen)
+
+
 def eval_spec(model):
     ev = config["evaluation"]
     return {
         "model": model_spec(model),
         "sampling": ev["sampling"],
-        "budgets": ev.get("budgets", []) if not is_api_model(model) else [],
+        "budgets": ev.get("budgets", []) if runs_budgets(model) else [],
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
@@ -349,6 +360,29 @@ def student_outputs():
 
 def trace_outputs():
     return [f"results/traces/{t}.parquet" for t in config["tasks"]]
+
+
+def pool_outputs():
+    """The problem pools the tasks ask about (the report shows each problem with its traces)."""
+    pools = sorted({s["pool"] for s in config["tasks"].values() if "import" not in s})
+    return [f"results/problems/{p}.parquet" for p in pools]
+
+
+def benchmark_outputs():
+    return [
+        f"results/benchmarks/{b}.parquet" for b in config["evaluation"]["benchmarks"]
+    ]
+
+
+def dataset_outputs(suffix=""):
+    """Curated datasets; suffix ".rejected" for their rejected rows."""
+    return [f"results/datasets/{d}{suffix}.parquet" for d in config["datasets"]]
+
+
+def generalization_item_outputs():
+    return [
+        p.removesuffix(".parquet") + ".items.parquet" for p in generalization_outputs()
+    ]
 
 
 def student_spec(student):

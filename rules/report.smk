@@ -41,12 +41,70 @@ rule report:
         funnels=funnel_outputs(),
         models=student_outputs(),
         generalization=generalization_outputs(),
+        items=generalization_item_outputs(),
+        problems=pool_outputs(),
+        benchmarks=benchmark_outputs(),
+        traces=trace_outputs(),
+        datasets=dataset_outputs(),
+        rejected=dataset_outputs(".rejected"),
         tti_self="results/tti/longthought.yaml",
         tti_cards=sorted(glob.glob("config/tti/projects/*.yaml")),
         rubric="config/tti/rubric.yaml",
+    # `snakemake --report results/report.html` gathers the report() outputs by category; the
+    # file names are fixed by longthought.results.build.REPORT_FILES.
     output:
         db="results/results.duckdb",
         summary="results/report/summary.md",
+        browser=report(
+            "results/report/browser.html",
+            caption="../report/browser.rst",
+            category="Browser",
+        ),
+        accuracy=report(
+            "results/report/accuracy.html",
+            caption="../report/accuracy.rst",
+            category="Accuracy",
+        ),
+        tokens_plot=report(
+            "results/report/accuracy_vs_tokens.png",
+            caption="../report/accuracy_vs_tokens.rst",
+            category="Accuracy",
+        ),
+        budget_plot=report(
+            "results/report/accuracy_vs_budget.png",
+            caption="../report/accuracy_vs_budget.rst",
+            category="Accuracy",
+        ),
+        curation=report(
+            "results/report/curation.html",
+            caption="../report/curation.rst",
+            category="Curation",
+        ),
+        training=report(
+            "results/report/training.html",
+            caption="../report/training.rst",
+            category="Training",
+        ),
+        loss_plot=report(
+            "results/report/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+        ),
+        beyond_math=report(
+            "results/report/beyond_math.html",
+            caption="../report/beyond_math.rst",
+            category="Beyond math",
+        ),
+        transparency=report(
+            "results/report/transparency.html",
+            caption="../report/transparency.rst",
+            category="Transparency",
+        ),
+        tti_plot=report(
+            "results/report/tti_leaderboard.png",
+            caption="../report/tti_leaderboard.rst",
+            category="Transparency",
+        ),
     log:
         "results/logs/report.log",
     conda:
@@ -57,10 +115,15 @@ rule report:
                 "k": config["evaluation"].get("k", [1]),
                 "report": config.get("report") or {},
                 "pair": (config.get("generalization") or {}).get("models", []),
+                "tasks": config["tasks"],
+                "teachers": sorted(config["teachers"]),
+                "students": sorted(config["students"]),
             }
         ),
     shell:
         "longthought report --spec {params.spec:q} --db {output.db} --summary {output.summary}"
         " --generations {input.generations} --funnels {input.funnels} --models {input.models}"
-        " --generalization {input.generalization} --tti-cards {input.tti_self} {input.tti_cards}"
-        " --rubric {input.rubric} > {log} 2>&1"
+        " --generalization {input.generalization} --items {input.items}"
+        " --problems {input.problems} --benchmarks {input.benchmarks} --traces {input.traces}"
+        " --datasets {input.datasets} --rejected {input.rejected}"
+        " --tti-cards {input.tti_self} {input.tti_cards} --rubric {input.rubric} > {log} 2>&1"

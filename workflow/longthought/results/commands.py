@@ -17,9 +17,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--funnels", nargs="*", default=[])
     p.add_argument("--models", nargs="*", default=[])
     p.add_argument("--generalization", nargs="*", default=[])
+    p.add_argument("--items", nargs="*", default=[], help="generalization .items.parquet files")
+    p.add_argument("--problems", nargs="*", default=[], help="problem pools (problems/*.parquet)")
+    p.add_argument("--benchmarks", nargs="*", default=[])
+    p.add_argument("--traces", nargs="*", default=[])
+    p.add_argument("--datasets", nargs="*", default=[], help="curated datasets (kept rows)")
+    p.add_argument("--rejected", nargs="*", default=[], help="curation's rejected tables")
     p.add_argument("--tti-cards", nargs="*", default=[])
     p.add_argument("--rubric", default="config/tti/rubric.yaml")
     p.set_defaults(func=_run)
+
+    b = sub.add_parser("browse", help="write the run browser (one HTML file) from results.duckdb")
+    b.add_argument("--db", required=True)
+    b.add_argument("--out", required=True)
+    b.add_argument("--spec", type=spec_arg, default={},
+                   help="config report.browser as JSON (traces, problems, samples, max_chars, "
+                        "seed)")
+    b.set_defaults(func=_browse)
 
     w = sub.add_parser("write-config", help="record the resolved config of a run")
     w.add_argument("--spec", type=spec_arg, required=True, help="the whole config as JSON")
@@ -39,8 +53,20 @@ def _write_config(a: argparse.Namespace) -> int:
 
 
 def _run(a: argparse.Namespace) -> int:
-    from longthought.results.build import build_report
+    from longthought.results.build import RunFiles, build_report
 
-    build_report(a.spec, a.db, a.summary, a.generations, a.funnels, a.models,
-                 a.generalization, a.tti_cards, a.rubric)
+    files = RunFiles(generations=a.generations, funnels=a.funnels, models=a.models,
+                     generalization=a.generalization, items=a.items, problems=a.problems,
+                     benchmarks=a.benchmarks, traces=a.traces, datasets=a.datasets,
+                     rejected=a.rejected, tti_cards=a.tti_cards, rubric=a.rubric)
+    build_report(a.spec, a.db, a.summary, files)
+    return 0
+
+
+def _browse(a: argparse.Namespace) -> int:
+    from longthought.results.browser import write_browser
+
+    stats = write_browser(a.db, a.out, a.spec)
+    print(f"browser: {a.out} ({stats['traces']:,} of {stats['traces_total']:,} traces, "
+          f"{stats['problems']:,} problems, {stats['bytes'] / 1e6:.1f} MB)")
     return 0
