@@ -51,6 +51,8 @@ demo: install
 	@echo
 	@echo "Report:   $(CURDIR)/results/report/summary.md"
 	@echo "Database: $(CURDIR)/results/results.duckdb"
+	@echo "Browser:  $(CURDIR)/results/report/browser.html"
+	@echo "HTML report of the run: $(BIN)/snakemake --report results/report.html"
 
 ## browser-deps: Debian's chromium and chromium-driver for the run browser's test
 ## (tests/test_browser_chromium.py drives them with selenium). Installed when missing and when

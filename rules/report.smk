@@ -41,7 +41,7 @@ rule report:
         funnels=funnel_outputs(),
         models=student_outputs(),
         generalization=generalization_outputs(),
-        items=generalization_item_outputs(),
+        gen_items=generalization_item_outputs(),
         problems=pool_outputs(),
         benchmarks=benchmark_outputs(),
         traces=trace_outputs(),
@@ -123,7 +123,7 @@ rule report:
     shell:
         "longthought report --spec {params.spec:q} --db {output.db} --summary {output.summary}"
         " --generations {input.generations} --funnels {input.funnels} --models {input.models}"
-        " --generalization {input.generalization} --items {input.items}"
+        " --generalization {input.generalization} --items {input.gen_items}"
         " --problems {input.problems} --benchmarks {input.benchmarks} --traces {input.traces}"
         " --datasets {input.datasets} --rejected {input.rejected}"
         " --tti-cards {input.tti_self} {input.tti_cards} --rubric {input.rubric} > {log} 2>&1"

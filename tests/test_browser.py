@@ -120,3 +120,20 @@ def test_browse_verb_writes_the_page(run, tmp_path: Path, capsys) -> None:
                  json.dumps({"traces": 25})]) == 0
     assert out.exists() and "traces" in capsys.readouterr().out
     assert len(_data(out.read_text())["traces"]) <= 25
+
+
+def test_fit_cap_clips_only_the_longest() -> None:
+    from longthought.results.browser_data import fit_cap
+
+    assert fit_cap([100, 200, 300], 10_000, 4000) == 4000  # fits: nothing clipped further
+    cap = fit_cap([100, 5000, 9000], 2100, 4000)
+    assert 100 + 2 * cap <= 2100 and 100 + 2 * (cap + 1) > 2100
+
+
+def test_page_stays_under_max_mb(run, tmp_path: Path) -> None:
+    out = tmp_path / "b.html"
+    write_browser(run["db"], out, {"max_mb": 1, "max_chars": 100_000}, ROLES)
+    data = _data(out.read_text())
+    assert out.stat().st_size < 1.2e6  # the scripts (~80 KB) ride on top of the budget
+    assert data["trace_stats"]["max_chars"] < 100_000
+    assert len(data["traces"]) == 300  # every trace still shown, clipped

@@ -10,7 +10,10 @@ the page's data:
 - evaluation: up to `settings.problems` problems per benchmark, with per (model, budget) counts
   over *all* their samples (so filters like "teacher right, student wrong" use every sample) and
   up to `settings.samples` samples each shown in full;
-- texts longer than `settings.max_chars` keep their head and tail, and say how much was cut.
+- texts longer than `settings.max_chars` keep their head and tail, and say how much was cut;
+- the page stays under `settings.max_mb`: if the chosen texts would not fit, the longest are
+  clipped further, to one cap found by bisection (short texts stay whole), half of the room for
+  traces and half for evaluation samples (all of it for one when the other is empty).
 
 Every choice is made by a hash of the row's key and `settings.seed`, so the same database gives
 the same page. What was left out is one DuckDB query away; the page shows the query.
@@ -34,6 +37,7 @@ class BrowserSettings:
     problems: int = 200  # evaluation problems shown per benchmark
     samples: int = 4  # samples shown in full per (problem, model, budget)
     max_chars: int = 4000  # longer texts keep their head and tail
+    max_mb: int = 15  # the embedded texts fit in this many MB
     seed: int = 0  # which rows the sample takes
 
     @classmethod
@@ -82,6 +86,20 @@ def split_thinking(text: str | None, reasoning: str | None = None) -> tuple[str,
     return "", text
 
 
+def fit_cap(lengths: list[int], budget: int, max_chars: int) -> int:
+    """The largest cap <= max_chars with sum(min(length, cap)) <= budget (water-filling)."""
+    if sum(min(n, max_chars) for n in lengths) <= budget:
+        return max_chars
+    lo, hi = 0, max_chars
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(n, mid) for n in lengths) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return max(lo, 200)  # a floor: below it a text says nothing
+
+
 def quotas(counts: dict[str, int], budget: int) -> dict[str, int]:
     """Rows to take per stratum: half the budget evenly (rare outcomes show), half by size."""
     total = sum(counts.values())
@@ -123,7 +141,8 @@ FROM traces t LEFT JOIN c USING (trace_id)
 """
 
 
-def _traces(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[list[dict], dict]:
+def _traces(con: duckdb.DuckDBPyConnection, s: BrowserSettings,
+            room: int) -> tuple[list[dict], dict]:
     con.execute(f"CREATE TEMP TABLE strata AS {_STRATUM}", [str(s.seed)])
     counts = dict(con.execute("SELECT stratum, count(*) FROM strata GROUP BY 1").fetchall())
     take = quotas(counts, s.traces)
@@ -154,10 +173,12 @@ def _traces(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[list[di
                                ORDER BY c.trace_id, c.dataset"""):
             outcomes.setdefault(o.pop("trace_id"), []).append(o)
     out = []
-    for r in rows:
-        thinking, answer = split_thinking(r["content"], r["reasoning_content"])
-        thinking, cut_t = clip(thinking, s.max_chars)
-        answer, cut_a = clip(answer, s.max_chars)
+    texts = [split_thinking(r["content"], r["reasoning_content"]) for r in rows]
+    # ~500 bytes per row for its other fields (problem, ids, outcomes)
+    cap = fit_cap([len(x) for pair in texts for x in pair], room - 500 * len(rows), s.max_chars)
+    for r, (thinking, answer) in zip(rows, texts, strict=True):
+        thinking, cut_t = clip(thinking, cap)
+        answer, cut_a = clip(answer, cap)
         thought = r["reasoning_tokens"] if r["reasoning_tokens"] is not None else \
             r["completion_tokens"]
         out.append({
@@ -171,14 +192,15 @@ def _traces(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[list[di
             "outcomes": [{k: v for k, v in o.items()} for o in outcomes.get(r["trace_id"], [])],
         })
     stats = {"total": int(sum(counts.values())), "shown": len(out), "strata": counts,
-             "taken": take}
+             "taken": take, "max_chars": cap}
     q = con.execute("SELECT quantile_cont(coalesce(reasoning_tokens, completion_tokens), "
                     "[0.25, 0.75]) FROM traces").fetchone()[0]
     stats["quartiles"] = [round(x) for x in q] if q else None
     return out, stats
 
 
-def _evaluation(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[dict, dict]:
+def _evaluation(con: duckdb.DuckDBPyConnection, s: BrowserSettings,
+                room: int) -> tuple[dict, dict]:
     con.execute("""CREATE TEMP TABLE eval_pick AS
         SELECT benchmark, problem_id FROM (SELECT DISTINCT benchmark, problem_id FROM generations)
         QUALIFY row_number() OVER (PARTITION BY benchmark
@@ -215,10 +237,12 @@ def _evaluation(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[dic
         budget = "" if r["budget"] is None else str(int(r["budget"]))
         entry["stats"].setdefault(r["model"], {})[budget] = [
             int(r["n"]), int(r["c"]), round(float(r["think"]), 1), round(float(r["out"]), 1)]
-    for r in samples:
-        thinking, answer = split_thinking(r["output"])
-        thinking, cut_t = clip(thinking, s.max_chars)
-        answer, cut_a = clip(answer, s.max_chars)
+    texts = [split_thinking(r["output"]) for r in samples]
+    fields = 300 * len(samples) + sum(500 + len(p["problem"]) for p in by_key.values())
+    cap = fit_cap([len(x) for pair in texts for x in pair], room - fields, s.max_chars)
+    for r, (thinking, answer) in zip(samples, texts, strict=True):
+        thinking, cut_t = clip(thinking, cap)
+        answer, cut_a = clip(answer, cap)
         by_key[f"{r['benchmark']}/{r['problem_id']}"]["samples"].append({
             "model": r["model"], "budget": None if r["budget"] is None else int(r["budget"]),
             "i": int(r["sample_index"]), "thinking": thinking, "answer": answer,
@@ -232,15 +256,21 @@ def _evaluation(con: duckdb.DuckDBPyConnection, s: BrowserSettings) -> tuple[dic
     meta = {"problems_total": int(totals[0]), "samples_total": int(totals[1]),
             "problems_shown": len(by_key),
             "samples_shown": sum(len(v["samples"]) for v in by_key.values()),
-            "max_samples": int(totals[2] or 0)}
+            "max_samples": int(totals[2] or 0), "max_chars": cap}
     return {"problems": list(by_key.values())}, meta
 
 
 def collect(con: duckdb.DuckDBPyConnection, settings: BrowserSettings,
             roles: dict[str, str] | None = None) -> dict:
     """The browser's data from an open results database (see the module docstring)."""
-    traces, trace_stats = _traces(con, settings)
-    evaluation, eval_stats = _evaluation(con, settings)
+    # text room in characters: the budget less the page's scripts (~100 KB), less ~5% for JSON
+    # escapes (newlines, quotes); each part also leaves room for its rows' other fields
+    room = int((settings.max_mb * 1e6 - 100_000) * 0.95)
+    has_traces = con.execute("SELECT count(*) > 0 FROM traces").fetchone()[0]
+    has_samples = con.execute("SELECT count(*) > 0 FROM generations").fetchone()[0]
+    share = 0.5 if has_traces and has_samples else 1.0
+    traces, trace_stats = _traces(con, settings, int(room * share))
+    evaluation, eval_stats = _evaluation(con, settings, int(room * share))
     models = [r[0] for r in con.execute(
         "SELECT DISTINCT model FROM generations ORDER BY model").fetchall()]
     budgets = [int(r[0]) for r in con.execute(
