@@ -137,3 +137,17 @@ def test_page_stays_under_max_mb(run, tmp_path: Path) -> None:
     assert out.stat().st_size < 1.2e6  # the scripts (~80 KB) ride on top of the budget
     assert data["trace_stats"]["max_chars"] < 100_000
     assert len(data["traces"]) == 300  # every trace still shown, clipped
+
+
+def test_report_rule_declares_every_report_file() -> None:
+    """The rule's outputs and the files `longthought report` writes are the same names."""
+    from longthought.results.build import REPORT_FILES
+
+    rule = (Path(__file__).resolve().parents[1] / "rules" / "report.smk").read_text()
+    declared = set(re.findall(r'"results/report/([\w.]+)"', rule))
+    assert declared == set(REPORT_FILES.values())
+    for name in declared - {"summary.md"}:  # each in Snakemake's report, with a caption file
+        pattern = rf'"results/report/{re.escape(name)}",\s*caption="\.\./(report/\w+\.rst)"'
+        caption = re.search(pattern, rule)
+        assert caption, name
+        assert (Path(__file__).resolve().parents[1] / caption.group(1)).exists(), name

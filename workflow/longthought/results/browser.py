@@ -57,7 +57,11 @@ def write_browser(db: str, out: str | Path, spec: dict | None = None,
         data = collect(con, settings, roles)
     finally:
         con.close()
-    data["colors"] = colors or {}
+    if not colors:  # the plots' palette, so a model has its plot colour here too
+        from longthought.evaluate.plots import model_colors
+
+        colors = model_colors(m["name"] for m in data["models"])
+    data["colors"] = colors
     io.write_text(out, render(data))
     return {"traces": data["trace_stats"]["shown"], "traces_total": data["trace_stats"]["total"],
             "problems": data["eval_stats"]["problems_shown"],

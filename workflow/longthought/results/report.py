@@ -29,7 +29,8 @@ def table1(metrics: pd.DataFrame, models: list[str] | None = None) -> str:
     m = metrics[metrics["budget"].isna()]
     benches = sorted(m["benchmark"].unique())
     order = models or sorted(m["model"].unique())
-    header = "| model | metric | " + " | ".join(f"{b} acc (%) | {b} avg tokens" for b in benches)
+    header = "| model | metric | " + " | ".join(f"{b} acc (%) | {b} tokens per problem"
+                                              for b in benches)
     lines = [header + " |", "|---|---|" + "---|---|" * len(benches)]
     metric_names = ["pass@1"] + sorted(x for x in m["metric"].unique() if x.startswith("maj@"))
     for model in order:
@@ -47,7 +48,9 @@ def table1(metrics: pd.DataFrame, models: list[str] | None = None) -> str:
     n = m.groupby("benchmark")[["n_problems", "n_samples"]].max()
     note = "; ".join(f"{b}: {int(r.n_problems)} problems, {int(r.n_samples)} samples"
                      for b, r in n.iterrows())
-    return "\n".join(lines) + f"\n\nError bars: ± one standard error over problems. {note}.\n"
+    return ("\n".join(lines) + f"\n\nError bars: ± one standard error over problems. Tokens per "
+            "problem are what the metric spends: one sample for pass@1, k samples (k × the "
+            f"per-sample average) for maj@k. {note}.\n")
 
 
 def passk_table(metrics: pd.DataFrame) -> str:
@@ -56,7 +59,8 @@ def passk_table(metrics: pd.DataFrame) -> str:
         return ""
     pivot = m.pivot_table(index=["model", "benchmark"], columns="metric", values="value")
     cols = sorted(pivot.columns, key=lambda c: int(c.split("@")[1]))
-    lines = ["| model | benchmark | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines = ["| model | benchmark | " + " | ".join(f"{c} (%)" for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
     for (model, bench), row in pivot.iterrows():
         lines.append(f"| {model} | {bench} | "
                      + " | ".join(f"{100 * row[c]:.1f}" for c in cols) + " |")
@@ -109,7 +113,8 @@ def training_table(train_log: pd.DataFrame) -> str:
     if train_log.empty:
         return "_no training logs_\n"
     g = train_log.groupby(["student", "stage", "dataset"], sort=True)
-    lines = ["| student | stage | dataset | steps | first loss | last loss | tokens | tokens/s |",
+    lines = ["| student | stage | dataset | steps | first loss | last loss | tokens | "
+             "median tokens/s |",
              "|---|---|---|---|---|---|---|---|"]
     for (student, stage, dataset), f in g:
         f = f.sort_values("step")
