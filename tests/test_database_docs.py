@@ -71,3 +71,26 @@ def test_family_query_reads_the_family_column(db: str) -> None:
     con.close()
     assert {r[1] for r in rows} == {"addition", "multiplication"}  # the synthetic benchmark's
     assert all(r[3] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("meta,family", [
+    ('{"family": "addition", "split": "train"}', "addition"),
+    ('{"subject": "Algebra", "level": 3}', "Algebra"),  # MATH500's subject
+    ('{"level": 3}', None), (None, None), ("not json", None), ("[1, 2]", None),
+])
+def test_family_comes_from_meta_not_the_id(meta, family) -> None:
+    from longthought.results.database import family_of
+
+    assert family_of(meta) == family
+
+
+def test_a_trace_file_with_the_wrong_columns_is_named(tmp_path) -> None:
+    import pandas as pd
+
+    from longthought.io import TableError
+    from longthought.results.database import traces_sql
+
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"trace_id": ["a"], "colour": ["blue"]}).to_parquet(bad)
+    with pytest.raises(TableError, match=r"bad.parquet.*missing column.*'task'.*'colour'"):
+        traces_sql([str(bad)])

@@ -128,7 +128,8 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
     sections = {
         "accuracy": ("Accuracy at a stated inference cost (the paper's Table 1)",
                      report.table1(metrics) + "\n" + report.passk_table(metrics) + "\n"
-                     + report.cost_table(metrics), ["tokens_plot", "budget_plot"]),
+                     + report.cost_table(metrics) + "\n" + report.budget_table(metrics),
+                     ["tokens_plot", "budget_plot"]),
         "curation": ("Curation funnel", report.funnel_table(tables["funnel"]) + "\n"
                      + report.reasons_table(reasons), []),
         "training": ("Training", report.training_table(train_log), ["loss_plot"]),

@@ -83,6 +83,20 @@ def cost_table(metrics: pd.DataFrame) -> str:
             "thinking counts 0 thinking tokens).\n")
 
 
+def budget_table(metrics: pd.DataFrame) -> str:
+    """pass@1 at each thinking budget (budget forcing) beside the thinking actually spent."""
+    m = metrics[metrics["budget"].notna() & metrics["metric"].eq("pass@1")]
+    if m.empty:
+        return ""
+    lines = ["| model | benchmark | thinking budget | pass@1 (%) | avg thinking tokens | avg "
+             "output tokens |", "|---|---|---|---|---|---|"]
+    for r in m.sort_values(["benchmark", "model", "budget"]).itertuples():
+        think = "–" if pd.isna(r.avg_thinking_tokens) else f"{r.avg_thinking_tokens:.1f}"
+        lines.append(f"| {r.model} | {r.benchmark} | {int(r.budget)} | "
+                     f"{_fmt_acc(r.value, r.stderr)} | {think} | {r.avg_output_tokens:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def reasons_table(reasons: pd.DataFrame) -> str:
     """Removed rows per (dataset, filter, reason): the why behind each funnel step."""
     if reasons.empty:
