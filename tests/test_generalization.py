@@ -495,7 +495,7 @@ def test_markdown_before_after_table() -> None:
     md = generalization_markdown(df)
     assert "Baseline `tiny@init`, tuned `tiny`" in md
     # the model's rate over judged items; the judge's refusals apart, not as a drop in safety
-    assert ("| safety | s1 | safe replies, % of judged | j | 45/43 of 50/50 | 100.0 ± 0.0 | "
+    assert ("| safety | s1 | safe replies, % of judged | j | 45 of 50 / 43 of 50 | 100.0 ± 0.0 | "
             "100.0 ± 0.0 | +0.0 ± 0.0 | refused 10.0% / refused 14.0% |") in md
     # an older run without the judged rate says which rate it shows
     assert "| safety | s2 | safe, % of all items" in md

@@ -107,9 +107,8 @@ def _judged_rows(df: pd.DataFrame, base: str, tune: str) -> list[str]:
         ra, rb = _pick(sel, base, metric), _pick(sel, tune, metric)
         items = {m: _pick(sel, m, PRIMARY[key["category"]] if key["category"] != "general_qa"
                           else "score") for m in (base, tune)}
-        n = "/".join(f"{int(r['n'])}" if r is not None else "–"
-                     for r in (ra, rb)) + " of " + "/".join(
-            f"{int(r['n'])}" if r is not None else "–" for r in items.values())
+        n = " / ".join(f"{int(r['n'])} of {int(t['n'])}" if r is not None and t is not None
+                       else "–" for r, t in zip((ra, rb), items.values(), strict=True))
         va = _fmt(ra["value"], ra["stderr"]) if ra is not None else "–"
         vb = _fmt(rb["value"], rb["stderr"]) if rb is not None else "–"
         lines.append(f"| {CATEGORY_NAMES[key['category']]} | {key['benchmark']} | {label} | "
@@ -179,7 +178,8 @@ def generalization_markdown(df: pd.DataFrame, pair: Sequence[str] | None = None,
         "(off-format, refused, failed: % of all items) is in the last column, apart from the "
         "model's rate.",
         "",
-        "| category | benchmark | measure | judged by | items (judged of all) | baseline | tuned "
+        "| category | benchmark | measure | judged by | items judged (baseline / tuned) | "
+        "baseline | tuned "
         "| delta | judge could not judge (baseline / tuned) |",
         "|---|---|---|---|---|---|---|---|---|",
         *_judged_rows(df, base, tune),

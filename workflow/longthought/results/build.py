@@ -8,6 +8,7 @@ Snakemake's `report()`, so `snakemake --report results/report.html` gathers them
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,8 +140,10 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
     }
     for key, (title, body, _) in sections.items():
         io.write_text(out[key], report.section_html(title, body))
+    t0 = time.perf_counter()
     stats = write_browser(db, out["browser"], (spec.get("report") or {}).get("browser"),
                           roles(spec), colors)
+    browser_s = time.perf_counter() - t0
 
     titles = {"tokens_plot": "Accuracy vs average output tokens",
               "budget_plot": "Accuracy vs thinking-token budget (budget forcing)",
@@ -156,7 +159,7 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
         parts += [f"![{titles[k]}]({out[k].name})" for k in plot_keys]
     io.write_text(summary, "\n\n".join(s.strip() for s in parts if s) + "\n")
     print(f"report: {summary}; database: {db}; browser: {out['browser']} "
-          f"({stats['bytes'] / 1e6:.1f} MB)")
+          f"({stats['bytes'] / 1e6:.1f} MB, written in {browser_s:.1f} s)")
     return out
 
 
