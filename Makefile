@@ -91,6 +91,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_student.py
+	$(BIN)/python benchmarks/bench_viewer.py
 	$(BIN)/python benchmarks/bench_demo.py
 
 slurm-up:
