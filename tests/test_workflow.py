@@ -71,8 +71,14 @@ def test_full_run_writes_database_and_report(run_dir):
     assert models == {"tiny@init", "tiny", "sim-o1"}
     n = con.execute(
         "select count(*) from generations where model='tiny' and benchmark='heldout'"
+        " and budget is null"
     ).fetchone()[0]
     assert n == 12 * 2  # problems x samples
+    budgets = con.execute(
+        "select model, count(distinct budget) from generations where budget is not null"
+        " group by model"
+    ).fetchall()
+    assert budgets == [("tiny", 3)]  # evaluation.budget_models: the trained student only
     pass1 = dict(con.execute(
         "select model, value from metrics where metric='pass@1' and budget is null"
     ).fetchall())
