@@ -380,6 +380,12 @@ def eval_resources():
     return resources_from({"evaluation": config["evaluation"].get("resources")})
 
 
+def runs_budgets(model):
+    """Budget forcing: local models only, and only those in evaluation.budget_models if set."""
+    chosen = config["evaluation"].get("budget_models")
+    return not is_api_model(model) and (chosen is None or model in chosen)
+
+
 def eval_spec(model, bench):
     """The job spec of `longthought generate` (batch size, checker workers and an API model's
     limits/pricing/budget are operational, see longthought.jobspec)."""
@@ -389,7 +395,7 @@ def eval_spec(model, bench):
         "model": model_spec(model),
         "benchmark": bench,
         "sampling": ev["sampling"],
-        "budgets": ev.get("budgets", []) if not is_api_model(model) else [],
+        "budgets": ev.get("budgets", []) if runs_budgets(model) else [],
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
@@ -506,6 +512,29 @@ def trace_outputs():
     return [f"results/traces/{t}.parquet" for t in config["tasks"]]
 
 
+def pool_outputs():
+    """The problem pools the tasks ask about (the report shows each problem with its traces)."""
+    pools = sorted({s["pool"] for s in config["tasks"].values() if "import" not in s})
+    return [f"results/problems/{p}.parquet" for p in pools]
+
+
+def benchmark_outputs():
+    return [
+        f"results/benchmarks/{b}.parquet" for b in config["evaluation"]["benchmarks"]
+    ]
+
+
+def dataset_outputs(suffix=""):
+    """Curated datasets; suffix ".rejected" for their rejected rows."""
+    return [f"results/datasets/{d}{suffix}.parquet" for d in config["datasets"]]
+
+
+def generalization_item_outputs():
+    return [
+        p.removesuffix(".parquet") + ".items.parquet" for p in generalization_outputs()
+    ]
+
+
 def student_spec(student):
     """A student's config without `resources` (placement) and its generation `backend`; the job
     spec of `longthought train` (`checkpoint_every` is operational, see longthought.jobspec).
@@ -537,11 +566,20 @@ def report_spec():
         "k": config["evaluation"].get("k", [1]),
         "report": config.get("report") or {},
         "pair": (config.get("generalization") or {}).get("models", []),
+        "tasks": config["tasks"],
+        "teachers": sorted(config["teachers"]),
+        "students": sorted(config["students"]),
         "inputs": {
             "generations": generation_outputs(),
             "funnels": funnel_outputs(),
             "models": student_outputs(),
             "generalization": generalization_outputs(),
+            "items": generalization_item_outputs(),
+            "problems": pool_outputs(),
+            "benchmarks": benchmark_outputs(),
+            "traces": trace_outputs(),
+            "datasets": dataset_outputs(),
+            "rejected": dataset_outputs(".rejected"),
             "tti_cards": ["results/tti/longthought.yaml", *tti_cards()],
             "rubric": "config/tti/rubric.yaml",
         },

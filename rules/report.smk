@@ -47,12 +47,70 @@ rule report:
         funnels=funnel_outputs(),
         models=student_outputs(),
         generalization=generalization_outputs(),
+        gen_items=generalization_item_outputs(),
+        problems=pool_outputs(),
+        benchmarks=benchmark_outputs(),
+        traces=trace_outputs(),
+        datasets=dataset_outputs(),
+        rejected=dataset_outputs(".rejected"),
         tti_self="results/tti/longthought.yaml",
         tti_cards=tti_cards(),
         rubric="config/tti/rubric.yaml",
+    # `snakemake --report results/report.html` gathers the report() outputs by category; the
+    # file names are fixed by longthought.results.build.REPORT_FILES.
     output:
         db="results/results.duckdb",
         summary="results/report/summary.md",
+        browser=report(
+            "results/report/browser.html",
+            caption="../report/browser.rst",
+            category="Browser",
+        ),
+        accuracy=report(
+            "results/report/accuracy.html",
+            caption="../report/accuracy.rst",
+            category="Accuracy",
+        ),
+        tokens_plot=report(
+            "results/report/accuracy_vs_tokens.png",
+            caption="../report/accuracy_vs_tokens.rst",
+            category="Accuracy",
+        ),
+        budget_plot=report(
+            "results/report/accuracy_vs_budget.png",
+            caption="../report/accuracy_vs_budget.rst",
+            category="Accuracy",
+        ),
+        curation=report(
+            "results/report/curation.html",
+            caption="../report/curation.rst",
+            category="Curation",
+        ),
+        training=report(
+            "results/report/training.html",
+            caption="../report/training.rst",
+            category="Training",
+        ),
+        loss_plot=report(
+            "results/report/loss.png",
+            caption="../report/loss.rst",
+            category="Training",
+        ),
+        beyond_math=report(
+            "results/report/beyond_math.html",
+            caption="../report/beyond_math.rst",
+            category="Beyond math",
+        ),
+        transparency=report(
+            "results/report/transparency.html",
+            caption="../report/transparency.rst",
+            category="Transparency",
+        ),
+        tti_plot=report(
+            "results/report/tti_leaderboard.png",
+            caption="../report/tti_leaderboard.rst",
+            category="Transparency",
+        ),
     log:
         "results/logs/report.log",
     conda:

@@ -201,7 +201,7 @@ def test_an_unknown_key_lists_the_known_keys_of_its_place():
 
 def test_a_key_far_from_any_known_one_suggests_nothing():
     errors = config_errors(config({"report": {"colour": "blue"}}))
-    assert errors == ["report.colour: unknown key; known keys here: paper_reference"]
+    assert errors == ["report.colour: unknown key; known keys here: browser, paper_reference"]
 
 
 # --- values the schema refuses ---
@@ -330,6 +330,8 @@ SEMANTIC = [
     ({"evaluation": {"budgets": [256, 512]}},
      "evaluation.budgets[1]: 512 is not below evaluation.sampling.max_new_tokens (512), so the "
      "cap never binds"),
+    ({"evaluation": {"budget_models": ["tiny", "qwen"]}},
+     "evaluation.budget_models[1]: 'qwen' is not one of evaluation.models"),
     ({"evaluation": {"models": ["sim-o1"], "budgets": [128]}},
      "evaluation.budgets: budget forcing needs a local model, but every model in "
      "evaluation.models is an API model (sim-o1)"),

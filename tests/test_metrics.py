@@ -134,8 +134,13 @@ def test_compute_metrics_values_stderr_and_cost():
     assert m.loc["maj@4", "avg_output_tokens"] == pytest.approx(4 * mean_tokens)
     first2 = (10 + 20 + 10 + 10 + 5 + 5) / 6
     assert m.loc["maj@2", "avg_output_tokens"] == pytest.approx(2 * first2)
-    assert m.loc["pass@1", "avg_thinking_tokens"] == pytest.approx(15.0)  # mean of non-null
-    assert m.loc["maj@2", "avg_thinking_tokens"] == pytest.approx(2 * 9.0)
+    # thinking is averaged over the same samples as the output (no thinking counts 0), so it
+    # never exceeds the output average; the share that had any thinking is stated beside it
+    assert m.loc["pass@1", "avg_thinking_tokens"] == pytest.approx(60 / 12)
+    assert m.loc["pass@1", "thinking_share"] == pytest.approx(4 / 12)
+    assert m.loc["maj@2", "avg_thinking_tokens"] == pytest.approx(2 * 18 / 6)
+    assert m.loc["maj@2", "thinking_share"] == pytest.approx(2 / 6)
+    assert (m["avg_thinking_tokens"] <= m["avg_output_tokens"]).all()
     assert m.loc["pass@1", "n_problems"] == 3 and m.loc["pass@1", "n_samples"] == 12
     assert m.loc["maj@2", "n_samples"] == 6
 

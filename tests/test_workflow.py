@@ -18,6 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, copy_workflow, workflow_env
+from test_database_docs import check_database
+
+from longthought.results.build import REPORT_FILES
 
 SMALL = REPO / "tests" / "configs" / "small.yaml"
 
@@ -96,8 +99,14 @@ def test_full_run_writes_database_and_report(run_dir):
     assert models == {"tiny@init", "tiny", "sim-o1"}
     n = con.execute(
         "select count(*) from generations where model='tiny' and benchmark='heldout'"
+        " and budget is null"
     ).fetchone()[0]
     assert n == 12 * 2  # problems x samples
+    budgets = con.execute(
+        "select model, count(distinct budget) from generations where budget is not null"
+        " group by model"
+    ).fetchall()
+    assert budgets == [("tiny", 3)]  # evaluation.budget_models: the trained student only
     pass1 = dict(con.execute(
         "select model, value from metrics where metric='pass@1' and budget is null"
     ).fetchall())
@@ -112,6 +121,33 @@ def test_full_run_writes_database_and_report(run_dir):
     for heading in ["Table 1", "Curation funnel", "Training", "Transparency"]:
         assert heading in summary
     assert "±" in summary
+
+
+@pytest.mark.slow
+def test_report_files_database_docs_and_snakemake_report(run_dir, tmp_path):
+    report = run_dir / "results/report"
+    for name in REPORT_FILES.values():
+        assert (report / name).stat().st_size > 0, name
+    summary = (report / "summary.md").read_text()
+    assert "| tiny | 1 | format-arith |" in summary  # stages numbered as the paper does
+    assert "| tiny | 2 | longthought-arith |" in summary
+    assert "stage 0" not in summary and "14 tables" in summary
+    assert "samples with thinking" in summary and "% of judged" in summary
+    check_database(str(run_dir / "results/results.duckdb"))  # docs/database.md, on a real run
+    browser = (report / "browser.html").read_text()
+    assert "sim-o1" in browser and "distill-arith/" in browser
+
+    out = tmp_path / "report.html"
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "1", "--configfile", str(SMALL), "--report", str(out)],
+        cwd=run_dir, env=workflow_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    html = out.read_text()
+    for category in ["Accuracy", "Curation", "Training", "Beyond math", "Transparency",
+                     "Browser"]:
+        assert f'"{category}"' in html, category
+    assert "Budget forcing (s1)" in html and "distils long-thought reasoning" in html
+    assert "accuracy_vs_tokens.png" in html and "browser.html" in html
 
 
 @pytest.mark.slow

@@ -225,6 +225,9 @@ def check_refs(config: dict) -> Errors:
     ev = config.get("evaluation") or {}
     for i, b in enumerate(ev.get("benchmarks", [])):
         need(f"evaluation.benchmarks[{i}]", b, "benchmarks")
+    for i, m in enumerate(ev.get("budget_models") or []):
+        if m not in ev.get("models", []):
+            errors.append(f"evaluation.budget_models[{i}]: {m!r} is not one of evaluation.models")
     for i, m in enumerate(ev.get("models", [])):
         if model_kind(config, m) is None:
             errors.append(f"evaluation.models[{i}]: {m!r} is neither a student, '<student>@init', "

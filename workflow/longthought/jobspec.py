@@ -57,7 +57,7 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     # judging a model's generalization answers (a local rule): the judge is an endpoint
     "judge": ("*.checker.workers", "teacher:*.judge"),
     # the report's input file lists: Snakemake's input trigger already covers them
-    "report": ("inputs",),
+    "report": ("inputs", "tasks.*.allow_partial"),
     "tti_self": (),
     # the run's record: every key (run_config re-runs on any change, and nothing reads it)
     "run_config": (),

@@ -176,7 +176,8 @@ METRICS = _schema(
         "value": Column(float),
         "stderr": _opt_float,
         "avg_output_tokens": _float0,
-        "avg_thinking_tokens": _opt_float,
+        "avg_thinking_tokens": _opt_float,  # over all samples (0 for those without thinking)
+        "thinking_share": Column(float, Check.in_range(0, 1)),  # samples with any thinking
         "n_problems": _int0,
         "n_samples": _int0,
     },

@@ -22,8 +22,10 @@ Per (model, benchmark, budget):
 Cost: `avg_output_tokens` is output tokens per problem for what the metric consumes. pass@1 uses
 one sample, so it is the per-sample average; pass@k and maj@k consume k samples, so they report
 k x the per-sample average over the samples used (the paper's cost axis: maj@k extends a model's
-curve to higher inference cost). `avg_thinking_tokens` is scaled the same way and is null when no
-sample separated its thinking.
+curve to higher inference cost). `avg_thinking_tokens` is averaged over the same samples as
+`avg_output_tokens` (a sample that separated no thinking counts 0, so it can never exceed the
+output average) and scaled the same way; it is null only when no sample separated any thinking.
+`thinking_share` is the share of those samples that had any thinking.
 """
 
 from __future__ import annotations
@@ -158,9 +160,16 @@ def _stderr(values: np.ndarray) -> float | None:
     return float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
-def _mean_or_none(values: pd.Series) -> float | None:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    return float(values.mean()) if len(values) else None
+def _thinking(values: pd.Series) -> tuple[float | None, float]:
+    """(mean thinking tokens over *all* samples, share of samples with any thinking).
+
+    A sample without separated thinking counts 0 tokens; the mean is None only when no sample
+    separated any (then the cost of thinking is unknown, not zero).
+    """
+    values = pd.to_numeric(values, errors="coerce")
+    if values.notna().sum() == 0:
+        return None, 0.0
+    return float(values.fillna(0).mean()), float((values.fillna(0) > 0).mean())
 
 
 def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
@@ -173,11 +182,11 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
     base = {"model": model, "benchmark": benchmark, "budget": budget,
             "n_problems": int(len(n))}
     tokens = float(df["output_tokens"].mean())
-    thinking = _mean_or_none(df["thinking_tokens"])
+    thinking, share = _thinking(df["thinking_tokens"])
     p1 = (c / n).to_numpy(dtype=float)
     rows = [{**base, "metric": "pass@1", "value": float(p1.mean()), "stderr": _stderr(p1),
              "avg_output_tokens": tokens, "avg_thinking_tokens": thinking,
-             "n_samples": int(len(df))}]
+             "thinking_share": share, "n_samples": int(len(df))}]
     for k in sorted({int(k) for k in ks if int(k) > 1}):
         if int(n.min()) < k:
             continue  # some problem has fewer than k samples: pass@k / maj@k undefined
@@ -185,7 +194,7 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
         rows.append({**base, "metric": f"pass@{k}", "value": float(pk.mean()),
                      "stderr": _stderr(pk), "avg_output_tokens": k * tokens,
                      "avg_thinking_tokens": None if thinking is None else k * thinking,
-                     "n_samples": int(len(df))})
+                     "thinking_share": share, "n_samples": int(len(df))})
         first_k = per_problem.head(k)
         problems = [g for _, g in first_k.groupby("problem_id", sort=True)]
         equal.prime([pair for g in problems for pair in _pairs(g["extracted_answer"].tolist())])
@@ -193,12 +202,12 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
             majority_vote(g["extracted_answer"].tolist(), g["correct"].tolist(), equal)[1]
             for g in problems
         ], dtype=float)
-        k_thinking = _mean_or_none(first_k["thinking_tokens"])
+        k_thinking, k_share = _thinking(first_k["thinking_tokens"])
         rows.append({**base, "metric": f"maj@{k}", "value": float(votes.mean()),
                      "stderr": _stderr(votes),
                      "avg_output_tokens": k * float(first_k["output_tokens"].mean()),
                      "avg_thinking_tokens": None if k_thinking is None else k * k_thinking,
-                     "n_samples": int(len(first_k))})
+                     "thinking_share": k_share, "n_samples": int(len(first_k))})
     return rows
 
 
@@ -230,7 +239,7 @@ def compute_metrics(generations: pd.DataFrame, ks: Sequence[int],
     finally:
         equal.close()
     columns = ["model", "benchmark", "metric", "budget", "value", "stderr", "avg_output_tokens",
-               "avg_thinking_tokens", "n_problems", "n_samples"]
+               "avg_thinking_tokens", "thinking_share", "n_problems", "n_samples"]
     out = pd.DataFrame(rows, columns=columns)
     out["budget"] = out["budget"].astype("Int64")
     for col in ["stderr", "avg_thinking_tokens"]:
