@@ -130,7 +130,7 @@ def test_every_filter_and_the_funnel(inputs):
     for sid, name in EXPECTED.items():
         assert got.pop(sid) == name, sid
     # the two corrupt rows: no problem_id, and a repeated trace_id (renamed to stay unique)
-    assert got == {"t/noid": "malformed", "t/good@traces.parquet:row21": "malformed"}
+    assert got == {"t/noid": "malformed", "t/good@traces.parquet:row22": "malformed"}
     reasons = dict(zip(rej["sample_id"], rej["reason"], strict=True))
     details = dict(zip(rej["sample_id"], rej["detail"], strict=True))
     assert reasons["t/wrong"] == "wrong answer" and "'278'" in details["t/wrong"]
@@ -142,8 +142,8 @@ def test_every_filter_and_the_funnel(inputs):
     assert reasons["t/sameresponse"] == "identical response"
     assert reasons["t/failed"] == "status=failed" and details["t/failed"] == "HTTP 500"
     assert reasons["t/noid"] == "missing problem_id"
-    assert reasons["t/good@traces.parquet:row21"] == "duplicate trace_id"
-    assert details["t/good@traces.parquet:row21"] == "first seen at traces.parquet:row1"
+    assert reasons["t/good@traces.parquet:row22"] == "duplicate trace_id"
+    assert details["t/good@traces.parquet:row22"] == "first seen at traces.parquet:row1"
 
     # funnel: every step in order, counts chain, totals match
     assert fun["filter"].tolist() == list(STEPS)

@@ -205,9 +205,10 @@ CONTENT_KNOBS = [
     ("datasets", {"datasets": {"longthought-arith": {"decontaminate": {"ngram": 13}}}},
      {**R, "curate": 1}),
     ("students", {"students": {"tiny": {"stages": STAGE}}},
-     {**R, "train": 1, "generate_local": 1, "generalize_local": 1}),
+     {**R, "train": 1, "generate_local": 1, "generalize_local": 1, "generalize_judge": 1}),
     ("students", {"students": {"tiny": {"tiny": {"hidden_size": 96}}}},
-     {**R, "init_student": 1, "train": 1, "generate_local": 2, "generalize_local": 2}),
+     {**R, "init_student": 1, "train": 1, "generate_local": 2, "generalize_local": 2,
+      "generalize_judge": 2}),
     ("models", {"models": {"o1-api": {"kind": "api", "teacher": "sim-o1"}},
                 "evaluation": {"models": ["tiny@init", "tiny", "sim-o1", "o1-api"]}},
      {**R, "generate_api": 1}),
@@ -216,7 +217,7 @@ CONTENT_KNOBS = [
     ("evaluation", {"evaluation": {"k": [1]}}, R),
     ("report", {"report": {"paper_reference": False}}, R),
     ("generalization", {"generalization": {"sampling": {"max_new_tokens": 24}}},
-     {**R, "generalize_local": 2}),
+     {**R, "generalize_local": 2, "generalize_judge": 2}),
     ("tti", {"tti": {"project": "longthought-fork"}}, R),
 ]
 
