@@ -106,7 +106,7 @@ def test_full_run_writes_database_and_report(run_dir):
         "select model, count(distinct budget) from generations where budget is not null"
         " group by model"
     ).fetchall()
-    assert budgets == [("tiny", 3)]  # evaluation.budget_models: the trained student only
+    assert budgets == [("tiny", 2)]  # the small overlay's 2 budgets, for budget_models only
     pass1 = dict(con.execute(
         "select model, value from metrics where metric='pass@1' and budget is null"
     ).fetchall())
@@ -192,9 +192,11 @@ R = RESCORED
 CONTENT_KNOBS = [
     # problems/benchmark are checkpoints read by content: what is below them (traces, curation,
     # evaluation, and the TTI self-score below those) is decided when they have finished
-    ("pools", {"pools": {"arith": {"n": 170}}}, {**RECORD, "problems": 1}),
+    # the report shows every problem: it reads the pools and benchmarks too
+    ("pools", {"pools": {"arith": {"n": 170}}}, {**RECORD, "problems": 1, "report": 1}),
     ("pools", {"pools": {"arith": {"description": "why this pool"}}}, R),
-    ("benchmarks", {"benchmarks": {"heldout": {"n": 13}}}, {**RECORD, "benchmark": 1}),
+    ("benchmarks", {"benchmarks": {"heldout": {"n": 13}}},
+     {**RECORD, "benchmark": 1, "report": 1}),
     ("benchmarks", {"benchmarks": {"heldout": {"description": "another reason"}}}, R),
     ("teachers", {"teachers": {"sim-o1": {"sampling": {"temperature": 0.8}}}},
      {**R, "traces": 1, "generate_api": 1}),

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
     b = sub.add_parser("browse", help="write the run browser (one HTML file) from results.duckdb")
-    b.add_argument("--db", required=True)
-    b.add_argument("--out", required=True)
+    b.add_argument("--db", required=True, help="the run's results.duckdb to read")
+    b.add_argument("--out", required=True, help="HTML file to write (self-contained)")
     b.add_argument("--spec", type=spec_arg, default={},
                    help="config report.browser as JSON (traces, problems, samples, max_chars, "
                         "seed)")
