@@ -18,13 +18,18 @@ def _metrics(generations: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
 
 def _tti(cards: list[str], rubric_path: str) -> tuple[pd.DataFrame, str, Path | None]:
     from longthought.transparency import scores
+    from longthought.transparency.cards import SELF_SOURCE
 
     rubric = scores.load_rubric(rubric_path)
     loaded = [scores.load_card(p, rubric) for p in cards]
     rows = pd.concat([scores.card_rows(c, rubric) for c in loaded], ignore_index=True)
     board = scores.leaderboard(loaded, rubric)
     table = io.validate(rows, "tti_scores", "TTI scores")
-    return table, scores.leaderboard_markdown(board, rubric), board
+    text = scores.leaderboard_markdown(board, rubric)
+    for card in (c for c in loaded if c.source == SELF_SOURCE):
+        text += ("\n### This run's self-score, item by item\n\n"
+                 + scores.evidence_markdown(card))
+    return table, text, board
 
 
 def build_report(
@@ -93,6 +98,10 @@ def build_report(
 
         sections += ["## Beyond math (the paper's Table 2)",
                      generalization_markdown(gen_rows, spec.get("pair") or [])]
+    from longthought.results.hardware import hardware_markdown
+
+    sections += ["## Hardware: where each number was made",
+                 hardware_markdown(tables["hparams"], tables["runs"])]
     sections += ["## Technical Transparency Index (the paper's Table 4 + this run)", tti_md]
     for title, name in plots + ([("TTI leaderboard", "tti_leaderboard.png")] if tti_cards else []):
         sections.append(f"### {title}\n\n![{title}]({name})")

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="*", default=[])
     p.add_argument("--generalization", nargs="*", default=[])
     p.add_argument("--tti-cards", nargs="*", default=[])
-    p.add_argument("--rubric", default="config/tti/rubric.yaml")
+    p.add_argument("--rubric", default=None, help="TTI rubric YAML (default: the shipped one)")
     p.set_defaults(func=_run)
 
     w = sub.add_parser("write-config", help="record the resolved config of a run")
@@ -40,7 +40,8 @@ def _write_config(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     from longthought.results.build import build_report
+    from longthought.transparency.rubric import DEFAULT_RUBRIC
 
     build_report(a.spec, a.db, a.summary, a.generations, a.funnels, a.models,
-                 a.generalization, a.tti_cards, a.rubric)
+                 a.generalization, a.tti_cards, a.rubric or str(DEFAULT_RUBRIC))
     return 0

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from longthought.hardware import hardware_info, make_deterministic
 from longthought.io import file_sha256, write_json, write_table
 from longthought.train.checkpoint import (
     Checkpoints,
@@ -38,7 +39,7 @@ from longthought.train.schedule import (
     warmup_steps,
 )
 from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
-from longthought.train.student import resolve_model_path
+from longthought.train.student import INIT_SEED_FILE, resolve_model_path
 
 LOG_FILE = "train_log.parquet"
 HPARAMS_FILE = "hparams.json"
@@ -102,6 +103,16 @@ def package_versions() -> dict[str, str]:
             "tokenizers": tokenizers.__version__}
 
 
+def _init_seed(init: str) -> int | None:
+    """The seed the tiny student's weights were drawn with (init-student records it)."""
+    import json
+
+    path = Path(init) / INIT_SEED_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("init_seed")
+
+
 def train(student: str, spec: dict, init: str, datasets: list[str], out: str) -> Path:
     """Run every SFT stage in order on `init`; write the trained model to `out` (atomically).
 
@@ -120,6 +131,8 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
 
     # --- settings and data, all checked before any model is loaded -------------------------
     cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets)
+    if cfg.deterministic:
+        make_deterministic()  # before the first CUDA call
 
     # --- accelerator, model, optimizer ------------------------------------------------------
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
@@ -166,10 +179,12 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                           f"(global step {state.global_step})")
 
     resolved = []
+    seeds = cfg.stage_seeds()  # the replicate's data order per stage
     for s, (stage, samples) in enumerate(zip(cfg.stages, data, strict=True)):
         steps = total_steps(stage, len(samples), world)
-        stream = sample_stream(len(samples), steps * samples_per_step(stage, world), stage.seed)
-        resolved.append({**stage.__dict__, "samples": len(samples), "steps": steps,
+        stream = sample_stream(len(samples), steps * samples_per_step(stage, world), seeds[s])
+        resolved.append({**stage.__dict__, "data_seed": seeds[s], "samples": len(samples),
+                         "steps": steps,
                          "warmup_steps": warmup_steps(stage, steps),
                          "samples_per_step": samples_per_step(stage, world),
                          "truncated_samples": sum(e.truncated for e in samples)})
@@ -259,10 +274,11 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "optimizer": f"AdamW{' (fused)' if fused else ''}, betas (0.9, 0.95), eps 1e-8",
             "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
             "world_size": world, "distributed_type": str(accelerator.distributed_type),
-            "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
+            "device": str(accelerator.device), "replicate_seed": cfg.seed, "seeds": seeds,
+            "init_seed": _init_seed(init), "deterministic": cfg.deterministic,
             "parameters": int(sum(p.numel() for p in unwrapped.parameters())),
-            "packages": package_versions(), "torch_threads": torch.get_num_threads(),
-            "host": platform.node(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "packages": package_versions(), "hardware": hardware_info(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         })
         if out_path.exists():
             shutil.rmtree(out_path)
