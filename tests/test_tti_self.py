@@ -316,10 +316,15 @@ def test_hparams_without_hardware_or_lr(run_dir):
                               "distributed_type": "MULTI_GPU", "device": "cuda:0",
                               "stages": [{"dataset": "longthought-arith", "lr": 2e-3,
                                           "epochs": 3, "batch_size": 32}],
-                              "packages": {"torch": "2.13.0"}}))
+                              "packages": {"torch": "2.13.0"},
+                              "hardware": {"cpu_model": "Xeon", "cpu_capability": "AVX512",
+                                           "torch": "2.13.0", "cuda": "12.8",
+                                           "gpus": [{"name": "NVIDIA H100"}] * 2,
+                                           "torch_threads": 8, "torch_interop_threads": 8}}))
     a = _assess().answers
     assert a["compute"].yes and "world_size=2" in a["compute"].note
     assert "device=cuda:0" in a["compute"].note
+    assert "2x NVIDIA H100, CPU path AVX512, torch 2.13.0 CUDA 12.8" in a["compute"].note
     assert a["hyperparameters"].yes
     assert "1 stage(s) with batch_size, dataset, epochs, lr" in a["hyperparameters"].note
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import yaml
 from pandera.pandas import DataFrameSchema
 
+from longthought.hardware import hardware_summary
 from longthought.io import TableError
 from longthought.schemas import ALL
 from longthought.transparency.cards import SELF_SOURCE, Answer, Card, write_card
@@ -579,7 +580,11 @@ def check_compute(run: RunRecord) -> Finding:
             gone.append(s)
             continue
         evidence.append(run.show(run.hparams_path(s)))
-        text = ", ".join(f"{k}={v}" for k, v in hw[:6])
+        shown = [(k, v) for k, v in hw if not k.startswith("hardware")][:5]
+        text = ", ".join(f"{k}={v}" for k, v in shown)
+        machine = run.hparams[s].get("hardware")
+        if isinstance(machine, dict):  # what `longthought train` records: the float path
+            text += f"; {hardware_summary(machine)}"
         log = run.path("models", s, "train_log.parquet")
         if log.is_file():
             tl = _read_columns(log, "train_log", ["tokens", "tokens_per_s", "mem_mb"])
