@@ -223,11 +223,7 @@ def resources_from(blocks):
 
     def pick(key):
         def value(wildcards, attempt=1):
-            name = (
-                next(iter(wildcards.values()))
-                if len(blocks) > 1
-                else next(iter(blocks))
-            )
+            name = wildcards[0] if len(blocks) > 1 else next(iter(blocks))
             v = (blocks.get(name) or {}).get(key)
             return (
                 v
