@@ -549,7 +549,8 @@ def student_spec(student):
 def init_spec(student):
     """What builds the untrained student: the base model and the tiny model's sizes. Training
     knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
-    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational."""
+    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational.
+    """
     spec = config["students"][student]
     return {
         k: spec[k]

@@ -101,6 +101,11 @@ rule report:
             caption="../report/beyond_math.rst",
             category="Beyond math",
         ),
+        hardware=report(
+            "results/report/hardware.html",
+            caption="../report/hardware.rst",
+            category="Hardware",
+        ),
         transparency=report(
             "results/report/transparency.html",
             caption="../report/transparency.rst",

@@ -16,6 +16,7 @@ import pandas as pd
 
 from longthought import io
 from longthought.results import database, report
+from longthought.transparency.rubric import DEFAULT_RUBRIC
 
 # name -> file in the report directory (the report rule declares the same names as outputs)
 REPORT_FILES = {
@@ -28,6 +29,7 @@ REPORT_FILES = {
     "training": "training.html",
     "loss_plot": "loss.png",
     "beyond_math": "beyond_math.html",
+    "hardware": "hardware.html",
     "transparency": "transparency.html",
     "tti_plot": "tti_leaderboard.png",
 }
@@ -48,7 +50,7 @@ class RunFiles:
     datasets: list[str] = field(default_factory=list)  # curated (kept) rows
     rejected: list[str] = field(default_factory=list)
     tti_cards: list[str] = field(default_factory=list)
-    rubric: str = "config/tti/rubric.yaml"
+    rubric: str = str(DEFAULT_RUBRIC)
 
 
 def _metrics(generations: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
@@ -59,13 +61,18 @@ def _metrics(generations: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
 
 def _tti(cards: list[str], rubric_path: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     from longthought.transparency import scores
+    from longthought.transparency.cards import SELF_SOURCE
 
     rubric = scores.load_rubric(rubric_path)
     loaded = [scores.load_card(p, rubric) for p in cards]
     rows = pd.concat([scores.card_rows(c, rubric) for c in loaded], ignore_index=True)
     board = scores.leaderboard(loaded, rubric)
     table = io.validate(rows, "tti_scores", "TTI scores")
-    return table, scores.leaderboard_markdown(board, rubric), board
+    text = scores.leaderboard_markdown(board, rubric)
+    for card in (c for c in loaded if c.source == SELF_SOURCE):
+        text += ("\n### This run's self-score, item by item\n\n"
+                 + scores.evidence_markdown(card))
+    return table, text, board
 
 
 def roles(spec: dict) -> dict[str, str]:
@@ -99,6 +106,7 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
     """Aggregate a run into `db`; write the report files beside `summary`; returns their paths."""
     from longthought.evaluate import plots
     from longthought.results.browser import write_browser
+    from longthought.results.hardware import hardware_markdown
 
     out_dir = Path(summary).parent
     out = {k: out_dir / name for k, name in REPORT_FILES.items()}
@@ -135,6 +143,8 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
                      + report.reasons_table(reasons), []),
         "training": ("Training", report.training_table(train_log), ["loss_plot"]),
         "beyond_math": ("Beyond math (the paper's Table 2)", _beyond_math(gen_rows, spec), []),
+        "hardware": ("Hardware: where each number was made",
+                     hardware_markdown(tables["hparams"], tables["runs"]), []),
         "transparency": ("Technical Transparency Index (the paper's Table 4 + this run)", tti_md,
                          ["tti_plot"]),
     }

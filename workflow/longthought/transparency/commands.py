@@ -20,8 +20,11 @@ def _score(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from longthought.transparency.cards import load_cards
     from longthought.transparency.rubric import load_rubric
+    from longthought.transparency.self_assess import require_checks
 
     rubric = load_rubric(args.rubric)
+    require_checks(rubric)  # a rubric item the run cannot score itself on is an error
+    print(f"ok  {rubric.path}: {len(rubric.items)} items, each with a self-assessment check")
     cards = load_cards(args.cards or None, rubric)
     for c in cards:
         sub = c.subtotals()
@@ -67,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rubric", default=str(DEFAULT_RUBRIC), help=rubric_help)
     s.set_defaults(func=_score)
 
-    v = verbs.add_parser("validate", help="validate scorecards (default: config/tti/projects)")
+    v = verbs.add_parser("validate",
+                         help="validate scorecards (default: the paper's Table 4 cards)")
     v.add_argument("cards", nargs="*", help="card files or directories")
     v.add_argument("--rubric", default=str(DEFAULT_RUBRIC), help=rubric_help)
     v.set_defaults(func=_validate)
