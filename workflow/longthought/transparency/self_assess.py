@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import yaml
 from pandera.pandas import DataFrameSchema
 
+from longthought import replicates
 from longthought.hardware import hardware_summary
 from longthought.io import TableError
 from longthought.schemas import ALL
@@ -186,9 +187,14 @@ class RunRecord:
     def evaluation(self) -> dict:
         return self.cfg.get("evaluation") or {}
 
+    def eval_models(self) -> list[str]:
+        """The evaluated models: a student's name stands for its replicates (`tiny~s0`, ...)."""
+        return replicates.expand(self.cfg, self.evaluation.get("models") or [])
+
     def eval_pairs(self) -> list[tuple[str, str]]:
-        ev = self.evaluation
-        return [(m, b) for m in ev.get("models") or [] for b in ev.get("benchmarks") or []]
+        """(model, benchmark) of every generation."""
+        benches = self.evaluation.get("benchmarks") or []
+        return [(m, b) for m in self.eval_models() for b in benches]
 
     # --- paths ------------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
@@ -208,6 +214,10 @@ class RunRecord:
         return self.path("datasets", f"{ds}{suffix}")
 
     def hparams_path(self, student: str) -> Path:
+        """A student's training record: its first replicate's when it has several (replicates
+        differ in the seed only)."""
+        if student in self.names("students"):
+            student = replicates.replicates(self.cfg, student)[0][0]
         return self.path("models", student, "hparams.json")
 
     def generation_path(self, model: str, bench: str) -> Path:
@@ -743,7 +753,7 @@ def check_consistent_evaluation(run: RunRecord) -> Finding:
     bad = _evaluated(run)
     if bad:
         return bad
-    models = run.evaluation.get("models") or []
+    models = run.eval_models()
     if len(models) < 2:
         return _no(f"Only one model is evaluated ({', '.join(models)}): no baseline to compare.",
                    run.keys("evaluation.models"))
