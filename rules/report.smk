@@ -81,6 +81,11 @@ rule report:
             caption="../report/accuracy_vs_budget.rst",
             category="Accuracy",
         ),
+        comparisons=report(
+            "results/report/comparisons.html",
+            caption="../report/comparisons.rst",
+            category="Accuracy",
+        ),
         curation=report(
             "results/report/curation.html",
             caption="../report/curation.rst",

@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="aggregate a run into DuckDB and write the report")
     p.add_argument("--spec", type=spec_arg, default={},
                    help='a JSON file (or JSON text): {"k": [..], "report": {..}, "pair": [..], '
-                        '"tasks": {..}, "teachers": [..], "students": [..], "inputs": {one '
-                        'list per file option below}}; "inputs" (what the workflow passes, so '
-                        "the printed command stays short) stands in for the options below")
+                        '"compare": [[first, second], ..], "tasks": {..}, "teachers": [..], '
+                        '"students": [..], "inputs": {one list per file option below}}; '
+                        '"inputs" (what the workflow passes, so the printed command stays '
+                        'short) stands in for the options below; without "compare", the two '
+                        "students are compared when both were evaluated")
     p.add_argument("--db", required=True, help="DuckDB database to write (replaced whole)")
     p.add_argument("--summary", required=True,
                    help="Markdown report to write; its plots (PNG) go beside it")
