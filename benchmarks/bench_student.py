@@ -5,10 +5,12 @@ procedural training problems, the sim teacher's long thoughts for them (`teacher
 composed in-process: the same text the HTTP server sends, minus the transport, and without the
 wrong or truncated answers that curation would remove), a tiny Qwen2 + BPE tokenizer, then the
 package's own `train()` and `run_generate()`. Prints held-out accuracy per family, greedy and at
-temperature 0.7 (top-p 0.95), and the training time. The README's "Tuning the demo student"
-table lists the runs and their options.
+each `--temperature` (top-p 0.95, `--samples` per problem), and the training time. `--seed` is
+the student's replicate seed (`students.<name>.seed`: data order and initial weights). The
+README's "Tuning the demo student" table lists the runs and their options.
 
     .venv/bin/python benchmarks/bench_student.py                       # the demo's defaults
+    .venv/bin/python benchmarks/bench_student.py --seed 2 --temperature 0.6 0.7
     .venv/bin/python benchmarks/bench_student.py --hidden 128 --epochs 6 --slip-rate 0.3
 
 The last line is a JSON object.
@@ -37,6 +39,12 @@ from longthought.train.student import build_tiny
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _dataset(problems: list[dict], prompt: str, model: str, slip_rate: float,
              name: str) -> pd.DataFrame:
     """Rows of schema `dataset`: the user turn is the problem, the assistant turn the sim's."""
@@ -58,14 +66,15 @@ def _stage(dataset: str, args: argparse.Namespace, **over: object) -> dict:
     return {"dataset": dataset, "lr": args.lr, "schedule": "cosine", "warmup_ratio": 0.05,
             "epochs": args.epochs, "max_steps": None, "batch_size": args.batch_size,
             "grad_accum": 1, "max_length": 512, "packing": True, "weight_decay": 0.0,
-            "seed": args.seed, **over}
+            **over}
 
 
-def _accuracy(model_dir: Path, bench: str, out: Path, temperature: float, n: int) -> dict:
+def _accuracy(model_dir: Path, bench: str, out: Path, temperature: float, n: int,
+              top_p: float = 0.95) -> dict:
     spec = {"model": {"name": "tiny", "kind": "local", "path": str(model_dir),
                       "backend": "transformers"},
             "sampling": {"n": n, "temperature": temperature,
-                         "top_p": 0.95 if temperature > 0 else 1.0, "max_new_tokens": 512,
+                         "top_p": top_p if temperature > 0 else 1.0, "max_new_tokens": 512,
                          "seed": 0},
             "budgets": [], "batch_size": 64, "checker": {"timeout_s": 5, "workers": 2}}
     t0 = time.monotonic()
@@ -90,14 +99,25 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=last["epochs"])
     ap.add_argument("--lr", type=float, default=last["lr"])
     ap.add_argument("--batch-size", type=int, default=last["batch_size"])
-    ap.add_argument("--seed", type=int, default=last["seed"], help="the stage's data-order seed")
+    ap.add_argument("--seed", type=int, default=config["students"]["tiny"].get("seed", 0),
+                    help="the replicate seed (students.<name>.seed: data order and init)")
     ap.add_argument("--format-steps", type=int, default=0,
                     help="steps of stage 1 (rewritten solutions) before the long thoughts")
     ap.add_argument("--slip-rate", type=float,
                     default=config["teachers"]["sim-o1"]["sim"]["slip_rate"])
-    ap.add_argument("--samples", type=int, default=2, help="samples per problem at T 0.7")
+    sampling = config["evaluation"]["sampling"]
+    ap.add_argument("--samples", type=int, default=sampling["n"],
+                    help="samples per problem at each temperature (default: the demo's n)")
+    ap.add_argument("--temperature", type=float, nargs="+", default=[sampling["temperature"]],
+                    help="sampling temperatures to score (default: the demo's)")
+    ap.add_argument("--top-p", type=float, default=sampling["top_p"])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--keep", default=None, help="write here and keep (default: a temp dir)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="bench_student.")
     out = Path(args.keep or tmp.name)
@@ -117,7 +137,7 @@ def main() -> None:
         write_table(fmt, out / "format.parquet", "dataset")
         stages.append(_stage("format", args, epochs=1, max_steps=args.format_steps, seed=1))
         paths.append(str(out / "format.parquet"))
-    stages.append(_stage("think", args))
+    stages.append(_stage("think", args, seed=last["seed"]))
     paths.append(str(out / "think.parquet"))
 
     texts = [json.loads(m)[-1]["content"] for m in think["messages"]]
@@ -126,10 +146,10 @@ def main() -> None:
     shutil.rmtree(init, ignore_errors=True)
     init.mkdir()
     build_tiny({**tiny, "hidden_size": args.hidden, "num_layers": args.layers,
-                "num_heads": args.heads, "intermediate_size": args.mlp}, texts, init)
+                "num_heads": args.heads, "intermediate_size": args.mlp}, texts, init, args.seed)
     spec = {"base_model": "tiny", "precision": "fp32", "gradient_checkpointing": False,
             "attn_implementation": "sdpa", "checkpoint_every": 0, "accelerate_config": None,
-            "stages": stages}
+            "stages": stages, "seed": args.seed}
     shutil.rmtree(model, ignore_errors=True)
     t0 = time.monotonic()
     train("tiny", spec, str(init), paths, str(model))
@@ -141,12 +161,17 @@ def main() -> None:
         "format_steps": args.format_steps, "slip_rate": args.slip_rate,
         "train_s": round(train_s, 1), "train_tokens": int(log["tokens"].sum()),
         "tokens_per_s": round(float(log["tokens"].sum()) / train_s),
+        "final_loss": round(float(log["loss"].tail(20).mean()), 4),
+        "threads": torch_threads(), "samples": args.samples, "top_p": args.top_p,
         "greedy": _accuracy(model, bench, out / "greedy.parquet", 0.0, 1),
-        "t0.7": _accuracy(model, bench, out / "t07.parquet", 0.7, args.samples),
     }
-    print(f"trained {train_s:.0f} s; held-out pass@1 greedy {result['greedy']['pass@1']:.2f}, "
-          f"T 0.7 {result['t0.7']['pass@1']:.2f}")
-    for key in ("greedy", "t0.7"):
+    for t in args.temperature:
+        result[f"t{t:g}"] = _accuracy(model, bench, out / f"t{t:g}.parquet", t, args.samples,
+                                      args.top_p)
+    keys = ["greedy"] + [f"t{t:g}" for t in args.temperature]
+    print(f"trained {train_s:.0f} s; held-out pass@1 "
+          + ", ".join(f"{k} {result[k]['pass@1']:.3f}" for k in keys))
+    for key in keys:
         print(f"  {key:>6}: " + ", ".join(f"{f} {v:.2f}"
                                           for f, v in result[key]["by_family"].items()))
     if tmp is not None:

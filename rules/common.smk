@@ -20,6 +20,7 @@ import shlex
 
 from longthought import digest as _digest
 from longthought import jobspec as _jobspec
+from longthought import replicates as _replicates
 
 
 def _names(section):
@@ -32,16 +33,11 @@ def is_local_teacher(name):
 
 
 def model_kind(name):
-    """'student', 'init', 'teacher' (API), 'model' (entry of models:) or None if unknown."""
-    if name in _names("students"):
-        return "student"
-    if name.endswith("@init") and name[: -len("@init")] in _names("students"):
-        return "init"
-    if name in _names("teachers"):
-        return "teacher"
-    if name in _names("models"):
-        return "model"
-    return None
+    """'student' (a trained model: a student or one of its replicates), 'init', 'teacher'
+    (API), 'model' (entry of models:) or None if unknown (see longthought.replicates).
+    """
+    ref = _replicates.resolve(config, name)
+    return ref.kind if ref else None
 
 
 def is_api_model(name):
@@ -53,23 +49,15 @@ def is_api_model(name):
 
 def model_spec(name):
     """The model spec the generation verbs take (see docs/architecture.md)."""
-    kind = model_kind(name)
-    if kind == "student":
+    ref = _replicates.resolve(config, name)
+    if ref.kind in ("student", "init"):
         return {
             "name": name,
             "kind": "local",
             "path": f"results/models/{name}",
-            "backend": config["students"][name].get("backend", "transformers"),
+            "backend": config["students"][ref.student].get("backend", "transformers"),
         }
-    if kind == "init":
-        student = name[: -len("@init")]
-        return {
-            "name": name,
-            "kind": "local",
-            "path": f"results/models/{name}",
-            "backend": config["students"][student].get("backend", "transformers"),
-        }
-    if kind == "teacher":
+    if ref.kind == "teacher":
         return {"name": name, "kind": "api", "teacher": config["teachers"][name]}
     spec = dict(config["models"][name])
     if spec.pop("kind") == "api":
@@ -88,6 +76,13 @@ def model_input(name):
         return [f"results/models/{name}"]
     path = (config.get("models") or {}).get(name, {}).get("path", "")
     return [path] if path and os.path.exists(path) else []
+
+
+def expand_models(names):
+    """Model names with a student's name standing for all its replicates (`tiny` -> `tiny~s0`,
+    `tiny~s1`, ...) and `<student>@init` for their untrained models (longthought.replicates).
+    """
+    return _replicates.expand(config, names or [])
 
 
 def as_json(obj):
@@ -182,17 +177,21 @@ def _alternatives(names):
     return "|".join(re.escape(n) for n in names) or "__none__"
 
 
+EVAL_MODELS = expand_models(config["evaluation"]["models"])
+GENERALIZATION_MODELS = expand_models(
+    (config.get("generalization") or {}).get("models", [])
+)
 API_MODELS = [
-    m
-    for m in set(config["evaluation"]["models"])
-    | set((config.get("generalization") or {}).get("models", []))
-    if is_api_model(m)
+    m for m in set(EVAL_MODELS) | set(GENERALIZATION_MODELS) if is_api_model(m)
 ]
 LOCAL_MODELS = [
-    m
-    for m in set(config["evaluation"]["models"])
-    | set((config.get("generalization") or {}).get("models", []))
-    if not is_api_model(m)
+    m for m in set(EVAL_MODELS) | set(GENERALIZATION_MODELS) if not is_api_model(m)
+]
+# Trained models (every replicate of every student) and the untrained models they start from;
+# `{student}` is a trained model's name, `{student}@init` an untrained one's.
+TRAINED = _replicates.trained_models(config)
+INIT_OWNERS = [
+    m.removesuffix(_replicates.INIT) for m in _replicates.init_models(config)
 ]
 
 
@@ -201,7 +200,7 @@ wildcard_constraints:
     bench=_alternatives(_names("benchmarks")),
     task=_alternatives(_names("tasks")),
     dataset=_alternatives(_names("datasets")),
-    student=_alternatives(_names("students")),
+    student=_alternatives(TRAINED),
     gset=_alternatives(list((config.get("generalization") or {}).get("sets") or {})),
 
 
@@ -305,23 +304,26 @@ def curate_inputs(wildcards):
     return dataset_traces(wildcards) + decontam_benchmarks(wildcards.dataset)
 
 
+def config_student(name):
+    """The config student of a trained model (`tiny~s2` -> `tiny`) or of an untrained model's
+    owner (`{student}` in `{student}@init`: `tiny~s2` or a hub student's own name)."""
+    return _replicates.split_name(name)[0]
+
+
 def student_datasets(student):
     return [
         f"results/datasets/{s['dataset']}.parquet"
-        for s in config["students"][student]["stages"]
+        for s in config["students"][config_student(student)]["stages"]
     ]
 
 
 def tokenizer_traces(student):
-    tiny = config["students"][student].get("tiny") or {}
-    if config["students"][student]["base_model"] != "tiny":
+    spec = config["students"][config_student(student)]
+    tiny = spec.get("tiny") or {}
+    if spec["base_model"] != "tiny":
         return []
     tasks = tiny.get("tokenizer_tasks") or sorted(
-        {
-            t
-            for s in config["students"][student]["stages"]
-            for t in config["datasets"][s["dataset"]]["tasks"]
-        }
+        {t for s in spec["stages"] for t in config["datasets"][s["dataset"]]["tasks"]}
     )
     return [f"results/traces/{t}.parquet" for t in tasks]
 
@@ -371,8 +373,10 @@ def resources_from(blocks, wildcard=None):
 
 
 def student_resources():
+    """Each replicate's training job asks for its student's `resources`."""
     return resources_from(
-        {s: spec.get("resources") for s, spec in config["students"].items()}, "student"
+        {m: config["students"][config_student(m)].get("resources") for m in TRAINED},
+        "student",
     )
 
 
@@ -383,7 +387,9 @@ def eval_resources():
 def runs_budgets(model):
     """Budget forcing: local models only, and only those in evaluation.budget_models if set."""
     chosen = config["evaluation"].get("budget_models")
-    return not is_api_model(model) and (chosen is None or model in chosen)
+    return not is_api_model(model) and (
+        chosen is None or model in expand_models(chosen)
+    )
 
 
 def eval_spec(model, bench):
@@ -427,10 +433,9 @@ def generalization_sets():
 
 
 def generalization_outputs():
-    models = (config.get("generalization") or {}).get("models", [])
     return [
         f"results/generalization/{m}/{g}.parquet"
-        for m in models
+        for m in GENERALIZATION_MODELS
         for g in generalization_sets()
     ]
 
@@ -492,11 +497,10 @@ def judge_spec(model, gset):
 
 
 def generation_outputs():
-    ev = config["evaluation"]
     return [
         f"results/generations/{m}/{b}.parquet"
-        for m in ev["models"]
-        for b in ev["benchmarks"]
+        for m in EVAL_MODELS
+        for b in config["evaluation"]["benchmarks"]
     ]
 
 
@@ -505,7 +509,13 @@ def funnel_outputs():
 
 
 def student_outputs():
-    return [f"results/models/{s}" for s in config["students"]]
+    """Every trained model: each replicate of each student."""
+    return [f"results/models/{m}" for m in TRAINED]
+
+
+def init_input(wildcards):
+    """The untrained model a trained model starts from (its own, or its student's shared)."""
+    return f"results/models/{_replicates.init_name(config, wildcards.student)}"
 
 
 def trace_outputs():
@@ -536,26 +546,32 @@ def generalization_item_outputs():
 
 
 def student_spec(student):
-    """A student's config without `resources` (placement) and its generation `backend`; the job
-    spec of `longthought train` (`checkpoint_every` is operational, see longthought.jobspec).
-    """
+    """A trained model's config: its student's, at its replicate seed, without `resources`
+    (placement), its generation `backend` and `replicates`/`seeds`; the job spec of
+    `longthought train` (`checkpoint_every` is operational, see longthought.jobspec)."""
     return {
         k: v
-        for k, v in config["students"][student].items()
+        for k, v in _replicates.replicate_spec(config, student).items()
         if k not in ("resources", "backend")
     }
 
 
 def init_spec(student):
-    """What builds the untrained student: the base model and the tiny model's sizes. Training
-    knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
-    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational."""
-    spec = config["students"][student]
-    return {
+    """What builds the untrained model `{student}@init`: the base model, the tiny model's sizes
+    and, for a tiny student, the replicate seed its weights are drawn with (a hub base is one
+    set of weights for every replicate). Training knobs (stages, precision...) do not rebuild
+    it, so they do not re-run its evaluation either; `snapshot_dir` (where a hub snapshot is
+    downloaded) is operational."""
+    spec = config["students"][config_student(student)]
+    out = {
         k: spec[k]
         for k in ("base_model", "tiny", "revision", "snapshot_dir")
         if k in spec
     }
+    seed = _replicates.resolve(config, f"{student}@init").seed
+    if seed:  # seed 0 stays implicit, as a config without `seed:` writes it
+        out["seed"] = seed
+    return out
 
 
 def report_spec():
@@ -569,6 +585,7 @@ def report_spec():
         "tasks": config["tasks"],
         "teachers": sorted(config["teachers"]),
         "students": sorted(config["students"]),
+        "compare": _replicates.compare_pairs(config),
         "inputs": {
             "generations": generation_outputs(),
             "funnels": funnel_outputs(),

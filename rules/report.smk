@@ -38,7 +38,8 @@ rule tti_self:
         **config_params(),
     shell:
         "longthought tti self --spec {params.spec} --results-dir results"
-        " --config {params.config_file} --out {output} > {log} 2>&1"
+        " --config {params.config_file} --config-shown results/config.yaml"
+        " --out {output} > {log} 2>&1"
 
 
 rule report:
@@ -81,6 +82,11 @@ rule report:
             caption="../report/accuracy_vs_budget.rst",
             category="Accuracy",
         ),
+        comparisons=report(
+            "results/report/comparisons.html",
+            caption="../report/comparisons.rst",
+            category="Accuracy",
+        ),
         curation=report(
             "results/report/curation.html",
             caption="../report/curation.rst",
@@ -100,6 +106,11 @@ rule report:
             "results/report/beyond_math.html",
             caption="../report/beyond_math.rst",
             category="Beyond math",
+        ),
+        hardware=report(
+            "results/report/hardware.html",
+            caption="../report/hardware.rst",
+            category="Hardware",
         ),
         transparency=report(
             "results/report/transparency.html",

@@ -1,6 +1,9 @@
 # Students: the untrained model (`<student>@init`) and staged SFT (a GPU job on SLURM).
 # Both read their tables by content: a re-collection or re-curation that wrote the same rows
-# neither rebuilds the tokenizer nor retrains.
+# neither rebuilds the tokenizer nor retrains. `{student}` is a trained model: a student, or one
+# replicate of it (`tiny~s2`, each its own job); a tiny student's replicates each start from
+# their own untrained model (`tiny~s2@init`), a hub student's share `<student>@init`
+# (longthought.replicates).
 
 
 rule init_student:
@@ -12,6 +15,8 @@ rule init_student:
         "results/logs/init_student/{student}.log",
     benchmark:
         "results/logs/init_student/{student}.tsv"
+    wildcard_constraints:
+        student=_alternatives(INIT_OWNERS),
     conda:
         "../envs/longthought.yaml"
     params:
@@ -24,7 +29,7 @@ rule init_student:
 
 rule train:
     input:
-        init="results/models/{student}@init",
+        init=init_input,
         datasets=content_input(lambda w: student_datasets(w.student)),
     output:
         directory("results/models/{student}"),

@@ -201,7 +201,8 @@ def test_an_unknown_key_lists_the_known_keys_of_its_place():
 
 def test_a_key_far_from_any_known_one_suggests_nothing():
     errors = config_errors(config({"report": {"colour": "blue"}}))
-    assert errors == ["report.colour: unknown key; known keys here: browser, paper_reference"]
+    assert errors == ["report.colour: unknown key; known keys here: browser, compare, "
+                      "paper_reference"]
 
 
 # --- values the schema refuses ---
@@ -305,8 +306,15 @@ SEMANTIC = [
     ({"evaluation": {"benchmarks": ["aime"]}},
      "evaluation.benchmarks[0]: 'aime' is not defined under 'benchmarks:' (known: heldout)"),
     ({"evaluation": {"models": ["tiny", "gpt-7"]}},
-     "evaluation.models[1]: 'gpt-7' is neither a student, '<student>@init', a teacher nor an "
-     "entry of 'models:'"),
+     "evaluation.models[1]: 'gpt-7' is neither a student, '<student>@init', a replicate of a "
+     "student ('<student>~s<seed>' for one of its seeds), a teacher nor an entry of 'models:'"),
+    # replicates (issue 16): seeds from one place, each once; compared pairs evaluated
+    ({"students": {"tiny": {"seeds": [1, 2, 1]}}},
+     "students.tiny.seeds: [1] listed more than once: each seed is one replicate, "
+     "tiny~s<seed>"),
+    ({"report": {"compare": [["tiny", "sim-judge"]]}},
+     "report.compare[0][1]: 'sim-judge' is not evaluated: add it to evaluation.models (a "
+     "comparison needs its generations)"),
     ({"generalization": {"models": ["tiny@init", "huge"]}},
      "generalization.models[1]: 'huge' is not a known model"),
     ({"generalization": {"judge": "tiny"}},
@@ -526,7 +534,8 @@ def test_every_semantic_check_is_exercised_here():
     """A new check in configcheck.SEMANTIC_CHECKS needs a case in this file."""
     covered = {"check_refs", "check_unique_names", "check_samples", "check_generalization",
                "check_token_bounds", "check_unused_keys", "check_teachers", "check_tiny",
-               "check_templates", "check_files", "check_train_on_benchmark"}
+               "check_templates", "check_files", "check_train_on_benchmark",
+               "check_replicates", "check_compare"}
     assert {c.__name__ for c in configcheck.SEMANTIC_CHECKS} == covered
 
 

@@ -111,6 +111,10 @@ def test_column_subtraction_borrows_and_writes_the_difference(a, b):
 
 
 def test_every_arithmetic_step_is_one_fact():
+    # a column sum is the digits' sum, then the carry added to it: two facts, not one of three
+    lines = [s.render() for s in procedural.solve("Compute $583 + 497$.").steps]
+    assert lines[2:4] == ["ones: 3 + 7 = 10, write 0 carry 1.",
+                          "tens: 8 + 9 = 17, 17 + 1 = 18, write 8 carry 1."]
     # a multiplication line states the table fact, then adds the carry in single digits
     sol = procedural.solve("Compute $47 \\times 8$.")
     lines = [s.render() for s in sol.steps]
@@ -119,8 +123,10 @@ def test_every_arithmetic_step_is_one_fact():
     # moving a linear equation's constant is a column subtraction, then one division fact
     sol = procedural.solve("Solve for $x$: $8x + 49 = 81$.")
     lines = [s.render() for s in sol.steps]
-    assert "ones: 1 - 9 - 0 is negative, borrow: 11 - 9 - 0 = 2, write 2 borrow 1." in lines
-    assert "Multiples of 8 up to 32: 8 x 1 = 8, 8 x 2 = 16, 8 x 3 = 24, 8 x 4 = 32." in lines
+    assert "ones: 1 - 9 is negative, borrow: 11 - 9 = 2, write 2 borrow 1." in lines
+    assert "tens: 8 - 1 = 7, 7 - 4 = 3, write 3 borrow 0." in lines  # the borrow, then the digit
+    assert ("Try multiples of 8 until 32: 8 x 1 = 8 (not 32), 8 x 2 = 16 (not 32), "
+            "8 x 3 = 24 (not 32), 8 x 4 = 32 (yes).") in lines
     assert lines[-1] == "Divide both sides by 8: x = 32 / 8 = 4."
 
 

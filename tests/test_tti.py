@@ -284,3 +284,34 @@ def test_cli_validate_ok_and_errors(capsys, rubric, tmp_path):
     assert "bad.yaml: answers.model_weights.evidence: a yes needs evidence" in err
     assert main(["tti", "validate", str(tmp_path / "none.yaml"), "--rubric", str(RUBRIC)]) == 2
     assert "none.yaml: scorecard not found" in capsys.readouterr().err
+
+
+def test_tti_verbs_work_outside_the_repository(tmp_path):
+    """The rubric and the paper's cards ship with the package: no repository checkout needed."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "longthought"
+    for verb in (["leaderboard"], ["validate"], ["score", str(CARDS / "open-o1.yaml")]):
+        done = subprocess.run([str(exe), "tti", *verb], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert "| O1-Journey (Part 2) | 10 | 33 | 24 | 12 | **79** |" in subprocess.run(
+        [str(exe), "tti", "leaderboard"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120).stdout
+    # config/tti in the repository is the same data (a link to the package's copy)
+    from longthought.transparency.rubric import DEFAULT_RUBRIC
+
+    assert (ROOT / "config" / "tti").resolve() == DEFAULT_RUBRIC.parent.resolve()
+
+
+def test_evidence_markdown_shows_every_item(cards, rubric):
+    from longthought.transparency.scores import evidence_markdown
+
+    card = next(c for c in cards if c.project == "O1-Journey (Part 2)")
+    md = evidence_markdown(card)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(rubric.items)  # header + one row per item
+    assert md.startswith("O1-Journey (Part 2): **79/100**")
+    assert "| model_weights (no) | 0/5 |" in md
+    assert "| base_model (yes) | 4/4 | `https://arxiv.org/abs/2411.16489`" in md

@@ -118,18 +118,26 @@ def run_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _assess(config: dict | None = None):
+def _assess(config: dict | None = None, spec: dict | None = None):
     if config is not None:
         Path("config.yaml").write_text(yaml.safe_dump(config))
-    return assess_run({}, R, "config.yaml", RUBRIC)
+    return assess_run(spec or {}, R, "config.yaml", RUBRIC)
+
+
+RELEASES = {"sft_data": "https://huggingface.co/datasets/me/longthought-sft",
+            "long_thought_data": "https://huggingface.co/datasets/me/longthought-traces",
+            "weights": "https://huggingface.co/me/tiny", "code": "https://github.com/me/longthought",
+            "paper": "https://arxiv.org/abs/2411.16489"}
+PUBLISHED = ["post_training_data", "long_thought_data", "model_weights", "training_code",
+             "evaluation_code", "usage_guide", "technical_paper"]
 
 
 def test_complete_run_cites_the_files_that_prove_each_item(run_dir):
-    card = _assess()
+    card = _assess(spec={"releases": RELEASES})
     a = card.answers
     no = sorted(i for i, x in a.items() if not x.yes)
-    # benchmark_choice: no reason recorded; ablations: one recipe; paper: none
-    assert no == ["ablations", "benchmark_choice", "technical_paper"]
+    # benchmark_choice: no reason recorded; ablations: one recipe
+    assert no == ["ablations", "benchmark_choice"]
     assert all(not x.inferred for x in a.values())
     ds = "results/datasets/longthought-arith"
     assert a["data_sources"].evidence == ("config.yaml",)
@@ -148,14 +156,105 @@ def test_complete_run_cites_the_files_that_prove_each_item(run_dir):
     assert a["consistent_evaluation"].evidence == gens
     assert "temperature 0.7" in a["decoding_params"].note
     assert a["metric_definitions"].evidence[0] == "workflow/longthought/evaluate/metrics.py"
-    assert a["post_training_data"].evidence == (f"{ds}.hf",)
-    assert a["long_thought_data"].evidence == ("results/traces/distill-arith.parquet",)
-    assert a["model_weights"].evidence == ("results/models/tiny/model.safetensors",)
-    assert a["training_code"].evidence[0] == "workflow/longthought/train"
-    assert a["usage_guide"].evidence == ("README.md",)
+    # published items: the release URL first, then the run's own files
+    assert a["post_training_data"].evidence == (RELEASES["sft_data"], f"{ds}.hf")
+    assert a["long_thought_data"].evidence == (RELEASES["long_thought_data"],
+                                               "results/traces/distill-arith.parquet")
+    assert a["model_weights"].evidence == (RELEASES["weights"],
+                                           "results/models/tiny/model.safetensors")
+    assert "not fetched" in a["model_weights"].note
+    assert a["training_code"].evidence == (RELEASES["code"], "workflow/longthought/train")
+    assert "commit unknown: not a git checkout" in a["training_code"].note
+    assert a["usage_guide"].evidence == (RELEASES["code"], "README.md")
+    assert a["technical_paper"].evidence == (RELEASES["paper"],)
     assert "Stated not used" in a["search_algorithm"].note
     assert "Stated not used" in a["rl_algorithm"].note
-    assert card.subtotals()["total"] == 100 - 4 - 4 - 4
+    assert card.subtotals()["total"] == 100 - 4 - 4
+
+
+def test_published_items_need_a_release_url(run_dir):
+    """A file on this machine is ready to publish, not published: no URL, no points."""
+    card = _assess()
+    a = card.answers
+    assert sorted(i for i, x in a.items() if not x.yes) == sorted(
+        ["ablations", "benchmark_choice", *PUBLISHED])
+    assert card.subtotals()["open_source"] == 0
+    ds = "results/datasets/longthought-arith"
+    # each no names the config key it looked for and the local files it found
+    assert a["post_training_data"].evidence == ("config.yaml: tti.releases.sft_data", f"{ds}.hf")
+    assert "exported (results/datasets/longthought-arith.hf)" in a["post_training_data"].note
+    assert a["model_weights"].evidence == ("config.yaml: tti.releases.weights",
+                                           "results/models/tiny/model.safetensors")
+    assert a["training_code"].evidence == ("config.yaml: tti.releases.code",
+                                           "workflow/longthought/train")
+    assert "a checkout is not a release" in a["training_code"].note
+    assert "tti.releases.code" in a["usage_guide"].note
+    # the same URLs from the config's own tti block (what the workflow's rule passes)
+    cfg = _config()
+    cfg["tti"] = {"releases": {"weights": {"tiny": RELEASES["weights"]}}}
+    a = _assess(cfg).answers
+    assert a["model_weights"].yes and a["model_weights"].evidence[0] == RELEASES["weights"]
+    # one URL per student: a student without one is named
+    cfg["students"]["big"] = cfg["students"]["tiny"]
+    a = _assess(cfg).answers
+    assert not a["model_weights"].yes and "trained student(s) big" in a["model_weights"].note
+
+
+@pytest.mark.parametrize("releases, message", [
+    ({"weights": "hf.co/me/tiny"}, r"tti\.releases\.weights: must be an http\(s\) URL"),
+    ({"weights": {"nobody": "https://hf.co/x"}}, r"tti\.releases\.weights\.nobody: no such"),
+    ({"code": {"tiny": "https://github.com/x"}}, r"tti\.releases\.code: must be an http"),
+    ({"model": "https://hf.co/x"}, r"tti\.releases: unknown key\(s\) \['model'\]"),
+])
+def test_bad_release_urls_are_named(run_dir, releases, message):
+    with pytest.raises(ValueError, match=message):
+        _assess(spec={"releases": releases})
+
+
+def test_code_counts_only_when_the_code_that_ran_is_committed(run_dir):
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    git("remote", "add", "origin", "https://user:secret@github.com/me/longthought.git")
+    git("add", "workflow", "README.md")
+    git("commit", "-q", "-m", "code")
+    commit = git("rev-parse", "HEAD")
+    a = _assess().answers["training_code"]
+    assert not a.yes and "its git remote is https://github.com/me/longthought.git" in a.note
+    assert "secret" not in a.note
+    a = _assess(spec={"releases": {"code": RELEASES["code"]}}).answers
+    assert a["training_code"].yes
+    assert a["training_code"].evidence[0] == f"{RELEASES['code']} at commit {commit[:12]}"
+    Path("workflow/longthought/evaluate/metrics.py").write_text('"""changed"""\n')
+    a = _assess(spec={"releases": {"code": RELEASES["code"]}}).answers
+    for item in ("training_code", "evaluation_code"):  # the tree's code, not just this package
+        assert not a[item].yes and "uncommitted changes" in a[item].note
+    Path("README.md").write_text("# changed\n\nRun `snakemake`.\n")  # not code: no effect
+    git("commit", "-q", "-am", "more")
+    assert _assess(spec={"releases": {"code": RELEASES["code"]}}).answers["training_code"].yes
+
+
+def test_every_rubric_item_needs_a_check(tmp_path, capsys):
+    """A rubric item without a check is an error when the rubric loads, never a silent no."""
+    from longthought.transparency.self_assess import load_self_rubric
+
+    raw = yaml.safe_load((ROOT / "config" / "tti" / "rubric.yaml").read_text())
+    item = next(i for i in raw["items"] if i["id"] == "technical_paper")
+    item["id"] = "technical_report"
+    path = tmp_path / "rubric.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    load_rubric(path)  # a valid rubric for scoring cards ...
+    with pytest.raises(ValueError, match=r"item\(s\) \['technical_report'\] have no check; "
+                                         r"check\(s\) \['technical_paper'\] answer no rubric"):
+        load_self_rubric(path)  # ... but not one this pipeline can score itself on
+    assert main(["tti", "validate", "--rubric", str(path)]) == 2
+    assert "technical_report" in capsys.readouterr().err
+    assert main(["tti", "self", "--config", "x.yaml", "--out", str(tmp_path / "c.yaml"),
+                 "--rubric", str(path)]) == 2
 
 
 def test_benchmark_choice_needs_a_recorded_reason(run_dir):
@@ -193,12 +292,15 @@ def test_missing_files_answer_no_naming_them(run_dir):
     # the stage order still comes from the train log, the base model from the config
     assert a["training_pipeline"].evidence == ("results/models/tiny/train_log.parquet",)
     assert a["base_model"].evidence == ("config.yaml",) and "tiny Qwen2" in a["base_model"].note
-    assert not a["model_weights"].yes and "results/models/tiny" in a["model_weights"].note
+    assert not a["model_weights"].yes and "tiny not written" in a["model_weights"].note
+    assert "results/models/tiny (not found)" in a["model_weights"].evidence
     for item in ("decoding_params", "evaluation_level", "consistent_evaluation"):
         assert not a[item].yes
         assert "results/generations/sim-o1/heldout.parquet" in a[item].note
-    assert not a["training_code"].yes and a["evaluation_code"].yes
-    assert all(x.evidence == () for x in a.values() if not x.yes)
+    assert not a["training_code"].yes and "no modules" in a["training_code"].note
+    # every no names what its check looked at
+    assert all(x.evidence for x in a.values())
+    assert a["hyperparameters"].evidence == ("results/models/tiny/hparams.json (not found)",)
 
 
 def test_hparams_without_hardware_or_lr(run_dir):
@@ -214,10 +316,15 @@ def test_hparams_without_hardware_or_lr(run_dir):
                               "distributed_type": "MULTI_GPU", "device": "cuda:0",
                               "stages": [{"dataset": "longthought-arith", "lr": 2e-3,
                                           "epochs": 3, "batch_size": 32}],
-                              "packages": {"torch": "2.13.0"}}))
+                              "packages": {"torch": "2.13.0"},
+                              "hardware": {"cpu_model": "Xeon", "cpu_capability": "AVX512",
+                                           "torch": "2.13.0", "cuda": "12.8",
+                                           "gpus": [{"name": "NVIDIA H100"}] * 2,
+                                           "torch_threads": 8, "torch_interop_threads": 8}}))
     a = _assess().answers
     assert a["compute"].yes and "world_size=2" in a["compute"].note
     assert "device=cuda:0" in a["compute"].note
+    assert "2x NVIDIA H100, CPU path AVX512, torch 2.13.0 CUDA 12.8" in a["compute"].note
     assert a["hyperparameters"].yes
     assert "1 stage(s) with batch_size, dataset, epochs, lr" in a["hyperparameters"].note
 
@@ -234,6 +341,8 @@ def test_empty_run_answers_no_with_reasons(tmp_path, monkeypatch):
     # statements of non-use still hold for a run that does nothing
     assert a["search_algorithm"].yes and a["rl_algorithm"].yes
     assert card.subtotals()["total"] == 12
+    assert all(x.evidence for x in a.values())  # each answer says what it looked at
+    assert a["data_sources"].evidence == ("config.yaml: pools",)
 
 
 def test_search_and_rl_statements_withdrawn_when_config_contradicts(run_dir):
@@ -279,10 +388,11 @@ def test_cli_self_writes_a_valid_card(run_dir, capsys):
                "--results-dir", R, "--config", "config.yaml",
                "--out", "results/tti/longthought.yaml", "--rubric", rubric])
     assert rc == 0
-    assert "longthought (this run) 88/100" in capsys.readouterr().out
+    assert "longthought (this run) 63/100" in capsys.readouterr().out  # nothing published
     card = load_card("results/tti/longthought.yaml", RUBRIC)
     assert card.project == "longthought (this run)"
-    assert card.answers["model_weights"].evidence == ("results/models/tiny/model.safetensors",)
+    assert card.answers["model_weights"].evidence == ("config.yaml: tti.releases.weights",
+                                                      "results/models/tiny/model.safetensors")
     rc = main(["tti", "self", "--spec", '{"projekt": 1}', "--config", "config.yaml",
                "--out", "x.yaml", "--rubric", rubric])
     assert rc == 2 and "unknown key(s) ['projekt']" in capsys.readouterr().err

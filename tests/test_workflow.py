@@ -6,6 +6,7 @@ key."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -121,6 +122,13 @@ def test_full_run_writes_database_and_report(run_dir):
     for heading in ["Table 1", "Curation funnel", "Training", "Transparency"]:
         assert heading in summary
     assert "±" in summary
+    # where each number was made: the train rule's 2 threads reach torch (OMP_NUM_THREADS)
+    hp = json.loads((run_dir / "results/models/tiny/hparams.json").read_text())
+    assert hp["hardware"]["torch_threads"] == 2 and hp["replicate_seed"] == 0
+    assert "CPU path" in (run_dir / "results/report/hardware.html").read_text()
+    # the self-score's evidence, item by item, names the run's config record; nothing published
+    assert "This run's self-score, item by item" in summary
+    assert "`results/config.yaml: tti.releases.weights`" in summary
 
 
 @pytest.mark.slow
@@ -211,6 +219,11 @@ CONTENT_KNOBS = [
     ("students", {"students": {"tiny": {"tiny": {"hidden_size": 96}}}},
      {**R, "init_student": 1, "train": 1, "generate_local": 2, "generalize_local": 2,
       "generalize_judge": 2}),
+    # two replicates: each its own init (a tiny student's weights come from the seed), training
+    # job, generations and generalization answers, for the trained and the untrained model
+    ("students", {"students": {"tiny": {"replicates": 2}}},
+     {**R, "init_student": 2, "train": 2, "generate_local": 4, "generalize_local": 4,
+      "generalize_judge": 4}),
     ("models", {"models": {"o1-api": {"kind": "api", "teacher": "sim-o1"}},
                 "evaluation": {"models": ["tiny@init", "tiny", "sim-o1", "o1-api"]}},
      {**R, "generate_api": 1}),
@@ -218,6 +231,7 @@ CONTENT_KNOBS = [
      {**R, "generate_local": 2, "generate_api": 1}),
     ("evaluation", {"evaluation": {"k": [1]}}, R),
     ("report", {"report": {"paper_reference": False}}, R),
+    ("report", {"report": {"compare": [["tiny@init", "tiny"]]}}, R),
     ("generalization", {"generalization": {"sampling": {"max_new_tokens": 24}}},
      {**R, "generalize_local": 2, "generalize_judge": 2}),
     ("tti", {"tti": {"project": "longthought-fork"}}, R),
@@ -241,6 +255,65 @@ def test_a_content_knob_plans_exactly_the_jobs_it_reaches(run_dir, tmp_path, sec
     jobs = _planned_jobs(run_dir, overlay, tmp_path=tmp_path)
     jobs.pop("all", None)
     assert jobs == want, f"{section}: {overlay}"
+
+
+@pytest.mark.slow
+def test_two_replicates_run_and_aggregate(run_dir, tmp_path):
+    """The small run with `replicates: 2` (issue 16): each replicate trained and evaluated as a
+    model of its own, traces and curation untouched; the database keeps one metrics row per
+    replicate and adds the aggregate; replicate seed 0 is the configured student; a third
+    replicate then plans only its own jobs."""
+    wd = _copy_run(run_dir, tmp_path / "reps")
+    reps = _overlay(tmp_path, "reps", {"students": {"tiny": {"replicates": 2}},
+                                       "report": {"compare": [["tiny@init", "tiny"]]}})
+    proc = _snakemake(wd, "--configfile", str(SMALL), reps)
+    ran = _ran(proc.stdout + proc.stderr)
+    assert ran["init_student"] == 2 and ran["train"] == 2, ran
+    assert not {"traces", "curate", "problems", "benchmark", "generate_api"} & set(ran), ran
+    con = duckdb.connect(str(wd / "results/results.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT model, replicate_of, seed, aggregate, n_replicates, value, stderr, "
+        "sd_replicates FROM metrics WHERE metric = 'pass@1' AND budget IS NULL "
+        "ORDER BY model").fetchall()
+    by = {r[0]: r for r in rows}
+    assert set(by) == {"tiny", "tiny@init", "tiny~s0", "tiny~s1", "tiny~s0@init",
+                       "tiny~s1@init", "sim-o1"}
+    assert by["tiny~s1"][1:4] == ("tiny", 1, False) and by["tiny~s0@init"][1:3] == (
+        "tiny@init", 0)
+    tiny = by["tiny"]
+    assert tiny[3] and tiny[4] == 2 and tiny[1] is None
+    assert tiny[5] == pytest.approx((by["tiny~s0"][5] + by["tiny~s1"][5]) / 2)
+    assert tiny[6] is not None and tiny[7] is not None
+    budgets = con.execute("SELECT count(*) FROM metrics WHERE aggregate AND model = 'tiny' "
+                          "AND budget IS NOT NULL AND metric = 'pass@1'").fetchone()[0]
+    assert budgets == 3  # budget_models: [tiny] means both replicates
+    gen = con.execute("SELECT count(*) FROM generalization WHERE aggregate AND "
+                      "model IN ('tiny', 'tiny@init') AND n_replicates = 2").fetchone()[0]
+    assert gen > 0
+    comp = con.execute("SELECT replicates_a, replicates_b, seeds_known, verdict FROM "
+                       "comparisons WHERE metric = 'pass@1' AND budget IS NULL").fetchall()
+    assert comp and comp[0][:3] == (2, 2, True)
+    seeds = dict(con.execute("SELECT student, hparams::JSON->>'replicate_seed' FROM hparams")
+                 .fetchall())
+    assert seeds == {"tiny~s0": "0", "tiny~s1": "1"}
+    con.close()
+    check_database(str(wd / "results/results.duckdb"))
+    # seed 0 is the student as configured: the same losses as the single run's `tiny`
+    log = pd.read_parquet(wd / "results/models/tiny~s0/train_log.parquet")
+    single = pd.read_parquet(wd / "results/models/tiny/train_log.parquet")
+    assert log["loss"].tolist() == pytest.approx(single["loss"].tolist(), rel=1e-6)
+    other = pd.read_parquet(wd / "results/models/tiny~s1/train_log.parquet")
+    assert other["loss"].tolist() != pytest.approx(single["loss"].tolist(), rel=1e-6)
+    summary = (wd / "results/report/summary.md").read_text()
+    assert "**tiny** (mean of 2 replicates)" in summary and "| tiny~s1 | pass@1 |" in summary
+    assert "delta per replicate" in summary and "against `tiny@init`" in summary
+    # adding a third replicate trains and evaluates only the new one
+    more = _overlay(tmp_path, "more", {"students": {"tiny": {"replicates": 3}},
+                                       "report": {"compare": [["tiny@init", "tiny"]]}})
+    jobs = _planned_jobs(wd, yaml.safe_load(Path(more).read_text()), tmp_path=tmp_path)
+    jobs.pop("all", None)
+    assert jobs == {**RESCORED, "init_student": 1, "train": 1, "generate_local": 2,
+                    "generalize_local": 2, "generalize_judge": 2}, jobs
 
 
 @pytest.mark.slow

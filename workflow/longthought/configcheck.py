@@ -30,6 +30,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from longthought import replicates
+
 Errors = list[str]
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -175,15 +177,14 @@ def _names(config: dict, section: str) -> list[str]:
 
 
 def model_kind(config: dict, name: str) -> str | None:
-    """'student', 'init', 'teacher' (API), 'model' (entry of models:) or None if unknown."""
-    if name in _names(config, "students"):
-        return "student"
-    if name.endswith("@init") and name[: -len("@init")] in _names(config, "students"):
-        return "init"
-    if name in _names(config, "teachers"):
-        return "teacher"
-    if name in _names(config, "models"):
-        return "model"
+    """'student', 'init', 'teacher' (API), 'model' (entry of models:) or None if unknown. A
+    student's name is a 'student' (and `<student>@init` an 'init') also where it stands for
+    several replicates; a replicate's own name (`tiny~s2`) is one (longthought.replicates)."""
+    ref = replicates.resolve(config, name)
+    if ref is not None:
+        return ref.kind
+    if name.removesuffix(replicates.INIT) in _names(config, "students"):
+        return "init" if name.endswith(replicates.INIT) else "student"
     return None
 
 
@@ -225,12 +226,14 @@ def check_refs(config: dict) -> Errors:
     ev = config.get("evaluation") or {}
     for i, b in enumerate(ev.get("benchmarks", [])):
         need(f"evaluation.benchmarks[{i}]", b, "benchmarks")
+    evaluated = set(replicates.expand(config, ev.get("models", [])))
     for i, m in enumerate(ev.get("budget_models") or []):
-        if m not in ev.get("models", []):
+        if not set(replicates.expand(config, [m])) <= evaluated:
             errors.append(f"evaluation.budget_models[{i}]: {m!r} is not one of evaluation.models")
     for i, m in enumerate(ev.get("models", [])):
         if model_kind(config, m) is None:
             errors.append(f"evaluation.models[{i}]: {m!r} is neither a student, '<student>@init', "
+                          "a replicate of a student ('<student>~s<seed>' for one of its seeds), "
                           "a teacher nor an entry of 'models:'")
     gen = config.get("generalization") or {}
     for i, m in enumerate(gen.get("models", [])):
@@ -654,10 +657,47 @@ def check_train_on_benchmark(config: dict) -> Errors:
     return errors
 
 
+def check_replicates(config: dict) -> Errors:
+    """A student's replicate seeds come from one place: `seed` (+ `replicates`) or `seeds`."""
+    errors: Errors = []
+    for name, spec in (config.get("students") or {}).items():
+        where = f"students.{name}"
+        seeds = spec.get("seeds")
+        if seeds is None:
+            continue
+        for key in ("replicates", "seed"):
+            if key in spec:
+                errors.append(f"{where}.{key}: not used with {where}.seeds (the seeds listed "
+                              f"are the replicates); give either seeds or seed/replicates")
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            errors.append(f"{where}.seeds: {twice} listed more than once: each seed is one "
+                          f"replicate, {name}{replicates.SEP}<seed>")
+    return errors
+
+
+def check_compare(config: dict) -> Errors:
+    """`report.compare` pairs: two different models, each evaluated (generations to compare)."""
+    errors: Errors = []
+    evaluated = set(replicates.expand(config, config["evaluation"].get("models", [])))
+    for i, pair in enumerate((config.get("report") or {}).get("compare") or []):
+        for j, name in enumerate(pair):
+            if model_kind(config, name) is None:
+                errors.append(f"report.compare[{i}][{j}]: {name!r} is not a known model "
+                              "(a student, '<student>@init', a replicate, a teacher or an "
+                              "entry of 'models:')")
+            elif not set(replicates.expand(config, [name])) <= evaluated:
+                errors.append(f"report.compare[{i}][{j}]: {name!r} is not evaluated: add it to "
+                              "evaluation.models (a comparison needs its generations)")
+        if pair[0] == pair[1]:
+            errors.append(f"report.compare[{i}]: compares {pair[0]!r} with itself")
+    return errors
+
+
 SEMANTIC_CHECKS: list[Callable[[dict], Errors]] = [
     check_refs, check_unique_names, check_samples, check_generalization, check_token_bounds,
     check_unused_keys, check_teachers, check_tiny, check_templates, check_files,
-    check_train_on_benchmark,
+    check_train_on_benchmark, check_replicates, check_compare,
 ]
 
 

@@ -165,6 +165,16 @@ GENERATIONS = _schema(
     unique=["model", "benchmark", "budget", "problem_id", "sample_index"],
 )
 
+# Where a table has one row per replicate and an aggregate row per student (metrics, the report's
+# generalization table): see longthought.evaluate.spread.
+REPLICATE_COLUMNS = {
+    "replicate_of": _opt_str,  # a replicate's row: the name its aggregate row has (`tiny`)
+    "seed": _opt_int0,  # a replicate's row: its replicate seed
+    "aggregate": Column(bool),  # the aggregate row over a student's replicates
+    "n_replicates": Column(int, Check.ge(1)),  # 1 for a single run
+    "sd_replicates": _opt_float,  # aggregate rows: the standard deviation across replicates
+}
+
 # metrics rows (written into results.duckdb by the report rule).
 METRICS = _schema(
     "metrics",
@@ -180,6 +190,7 @@ METRICS = _schema(
         "thinking_share": Column(float, Check.in_range(0, 1)),  # samples with any thinking
         "n_problems": _int0,
         "n_samples": _int0,
+        **REPLICATE_COLUMNS,
     },
 )
 
@@ -195,6 +206,42 @@ GENERALIZATION = _schema(
         "stderr": _opt_float,
         "n": _int0,
         "judge": _str,
+    },
+)
+
+# The report's generalization table (results.duckdb): the files' rows plus an aggregate row per
+# student with replicates.
+GENERALIZATION_REPORT = _schema(
+    "generalization_report",
+    {**GENERALIZATION.columns, **REPLICATE_COLUMNS},
+)
+
+# results.duckdb `comparisons`: pairs of models (report.compare), per benchmark/metric/budget.
+COMPARISONS = _schema(
+    "comparisons",
+    {
+        "model_a": _str,  # the first of the pair (a student stands for its replicates)
+        "model_b": _str,  # the second: `diff` is its gain over the first
+        "benchmark": _str,
+        "metric": _str,
+        "budget": _opt_int0,
+        "mean_a": Column(float),
+        "mean_b": Column(float),
+        "diff": Column(float),  # mean_b - mean_a over the problems both answered
+        "replicates_a": Column(int, Check.ge(1)),
+        "replicates_b": Column(int, Check.ge(1)),
+        "n_problems": _int0,
+        "se_seeds": _opt_float,  # across replicates, problems fixed (Welch); null: a side has 1
+        "p_seeds": _opt_float,  # Welch's t-test on the per-replicate values
+        "se_paired": _opt_float,  # over problems, paired (sd of per-problem differences / sqrt P)
+        "ci_paired_low": _opt_float,  # paired bootstrap over problems, 95%
+        "ci_paired_high": _opt_float,
+        "p_paired": _opt_float,  # sign-flip permutation test on the per-problem differences
+        "se_total": _opt_float,  # both sources: problems (paired) and seeds
+        "ci_low": _opt_float,  # diff -/+ 1.96 se_total
+        "ci_high": _opt_float,
+        "seeds_known": Column(bool),  # both sides have >= 2 replicates
+        "verdict": _str,
     },
 )
 
@@ -222,6 +269,8 @@ ALL: dict[str, DataFrameSchema] = {
         GENERATIONS,
         METRICS,
         GENERALIZATION,
+        GENERALIZATION_REPORT,
+        COMPARISONS,
         TTI_SCORES,
     ]
 }

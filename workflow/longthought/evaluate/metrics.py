@@ -173,7 +173,8 @@ def _thinking(values: pd.Series) -> tuple[float | None, float]:
 
 
 def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
-                   ks: Sequence[int], equal: MathEqual) -> list[dict]:
+                   ks: Sequence[int], equal: MathEqual) -> tuple[list[dict], dict[str, pd.Series]]:
+    """(metric rows, {metric: per-problem scores}) of one (model, benchmark, budget)."""
     df = df.sort_values(["problem_id", "sample_index"], kind="stable")
     df = df.assign(correct=df["correct"].astype("boolean").fillna(False).astype(bool))
     per_problem = df.groupby("problem_id", sort=True)
@@ -184,6 +185,7 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
     tokens = float(df["output_tokens"].mean())
     thinking, share = _thinking(df["thinking_tokens"])
     p1 = (c / n).to_numpy(dtype=float)
+    scores = {"pass@1": pd.Series(p1, index=n.index)}
     rows = [{**base, "metric": "pass@1", "value": float(p1.mean()), "stderr": _stderr(p1),
              "avg_output_tokens": tokens, "avg_thinking_tokens": thinking,
              "thinking_share": share, "n_samples": int(len(df))}]
@@ -191,24 +193,26 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
         if int(n.min()) < k:
             continue  # some problem has fewer than k samples: pass@k / maj@k undefined
         pk = np.array([pass_at_k(int(n[p]), int(c[p]), k) for p in n.index])
+        scores[f"pass@{k}"] = pd.Series(pk, index=n.index)
         rows.append({**base, "metric": f"pass@{k}", "value": float(pk.mean()),
                      "stderr": _stderr(pk), "avg_output_tokens": k * tokens,
                      "avg_thinking_tokens": None if thinking is None else k * thinking,
                      "thinking_share": share, "n_samples": int(len(df))})
         first_k = per_problem.head(k)
-        problems = [g for _, g in first_k.groupby("problem_id", sort=True)]
+        ids, problems = zip(*first_k.groupby("problem_id", sort=True), strict=True)
         equal.prime([pair for g in problems for pair in _pairs(g["extracted_answer"].tolist())])
         votes = np.array([
             majority_vote(g["extracted_answer"].tolist(), g["correct"].tolist(), equal)[1]
             for g in problems
         ], dtype=float)
+        scores[f"maj@{k}"] = pd.Series(votes, index=list(ids))
         k_thinking, k_share = _thinking(first_k["thinking_tokens"])
         rows.append({**base, "metric": f"maj@{k}", "value": float(votes.mean()),
                      "stderr": _stderr(votes),
                      "avg_output_tokens": k * float(first_k["output_tokens"].mean()),
                      "avg_thinking_tokens": None if k_thinking is None else k * k_thinking,
                      "thinking_share": k_share, "n_samples": int(len(first_k))})
-    return rows
+    return rows, scores
 
 
 def _pairs(answers: list[object]) -> list[tuple[str, str]]:
@@ -218,45 +222,79 @@ def _pairs(answers: list[object]) -> list[tuple[str, str]]:
     return [(texts[i], texts[j]) for i in range(len(texts)) for j in range(i + 1, len(texts))]
 
 
-def compute_metrics(generations: pd.DataFrame, ks: Sequence[int],
-                    checker: AnswerChecker | None = None) -> pd.DataFrame:
-    """Metrics table (schema `metrics`) for scored generations (schema `generations`).
+SCORE_COLUMNS = ["model", "benchmark", "budget", "metric", "problem_id", "score"]
+METRIC_COLUMNS = ["model", "benchmark", "metric", "budget", "value", "stderr", "avg_output_tokens",
+                  "avg_thinking_tokens", "thinking_share", "n_problems", "n_samples"]
 
-    maj@k groups answers by mathematical equality through `checker` (default: one of its own,
-    started only if some pair of answers needs math-verify).
+
+def metrics_and_scores(generations: pd.DataFrame, ks: Sequence[int],
+                       checker: AnswerChecker | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics table, per-problem scores) for scored generations (schema `generations`).
+
+    The metrics table (schema `metrics`) has one row per (model, benchmark, metric, budget) and,
+    for a student trained at several replicate seeds, an aggregate row under the student's name
+    (`longthought.evaluate.spread`). The per-problem scores (columns `SCORE_COLUMNS`: a problem's
+    pass@1, pass@k or maj@k vote) are what the aggregate's standard error and the paired
+    comparisons are computed from. maj@k groups answers by mathematical equality through
+    `checker` (default: one of its own, started only if some pair of answers needs math-verify).
     """
+    from longthought.evaluate.spread import aggregate_metrics
+
     missing = [c for c in _NEEDED if c not in generations.columns]
     if missing:
         raise ValueError(f"compute_metrics: generations lack column(s) {missing}")
     rows: list[dict] = []
+    scores: list[pd.DataFrame] = []
     equal = MathEqual(checker)
     try:
         if len(generations):
             grouped = generations.groupby(GROUP_KEYS, dropna=False, sort=True)
             for (model, benchmark, budget), df in grouped:
                 budget = None if pd.isna(budget) else int(budget)
-                rows.extend(_group_metrics(model, benchmark, budget, df, ks, equal))
+                got, per_problem = _group_metrics(model, benchmark, budget, df, ks, equal)
+                rows.extend(got)
+                scores += [pd.DataFrame({"model": model, "benchmark": benchmark,
+                                         "budget": budget, "metric": metric,
+                                         "problem_id": values.index.astype(str),
+                                         "score": values.to_numpy(dtype=float)})
+                           for metric, values in per_problem.items()]
     finally:
         equal.close()
-    columns = ["model", "benchmark", "metric", "budget", "value", "stderr", "avg_output_tokens",
-               "avg_thinking_tokens", "thinking_share", "n_problems", "n_samples"]
-    out = pd.DataFrame(rows, columns=columns)
+    out = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     out["budget"] = out["budget"].astype("Int64")
     for col in ["stderr", "avg_thinking_tokens"]:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
-    return validate(out, "metrics", "compute_metrics")
+    table = (pd.concat(scores, ignore_index=True) if scores
+             else pd.DataFrame({c: pd.Series(dtype="object") for c in SCORE_COLUMNS}))
+    table["budget"] = table["budget"].astype("Int64")
+    table["score"] = table["score"].astype(float)
+    return validate(aggregate_metrics(out, table), "metrics", "compute_metrics"), table
+
+
+def compute_metrics(generations: pd.DataFrame, ks: Sequence[int],
+                    checker: AnswerChecker | None = None) -> pd.DataFrame:
+    """Metrics table (schema `metrics`) for scored generations: see `metrics_and_scores`."""
+    return metrics_and_scores(generations, ks, checker)[0]
+
+
+def _replicate_columns(m: pd.DataFrame) -> list[str]:
+    """The replicate columns a metrics frame has (all of them, or none for an older frame)."""
+    return [c for c in ("replicate_of", "aggregate", "n_replicates", "sd_replicates")
+            if c in m.columns]
 
 
 def cost_curve(metrics: pd.DataFrame) -> pd.DataFrame:
     """Accuracy against cost for each (model, benchmark), unconstrained runs only.
 
     One point per pass@1 and maj@k row, sorted by avg_output_tokens: the paper's view in which
-    maj@k extends a model to a higher inference cost.
+    maj@k extends a model to a higher inference cost. Replicate and aggregate rows keep their
+    replicate columns (the plots draw replicates as points around their mean).
     """
     m = metrics[metrics["budget"].isna()]
     m = m[m["metric"].eq("pass@1") | m["metric"].str.startswith("maj@")].copy()
     m["k"] = m["metric"].str.split("@").str[1].astype(int)
-    cols = ["model", "benchmark", "metric", "k", "avg_output_tokens", "value", "stderr"]
+    cols = ["model", "benchmark", "metric", "k", "avg_output_tokens", "value", "stderr",
+            *_replicate_columns(m)]
     return m.sort_values(["benchmark", "model", "avg_output_tokens", "k"])[cols].reset_index(
         drop=True)
 
@@ -265,7 +303,7 @@ def budget_curve(metrics: pd.DataFrame, metric: str = "pass@1") -> pd.DataFrame:
     """`metric` against the thinking-token budget for each (model, benchmark)."""
     m = metrics[metrics["budget"].notna() & metrics["metric"].eq(metric)]
     cols = ["model", "benchmark", "budget", "value", "stderr", "avg_output_tokens",
-            "avg_thinking_tokens"]
+            "avg_thinking_tokens", *_replicate_columns(m)]
     return m.sort_values(["benchmark", "model", "budget"])[cols].reset_index(drop=True)
 
 

@@ -10,13 +10,15 @@
 Every axis carries numbered ticks: a log axis whose range falls between two powers of ten gets
 1-2-5 (or 1..9) ticks instead of matplotlib's decade ticks, which would leave it bare. Each model
 has one colour in every plot of a run (`model_colors`); replicates of a model (`name~s2`) share
-their base model's colour.
+their base model's colour. A student trained at several replicate seeds is drawn as its mean (the
+metrics' aggregate row: a line with error bars counting problems and seeds, labelled "mean of
+r") and each replicate's own point around it (small, open markers), so the seed-to-seed spread
+is visible next to the error bar.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,16 +33,17 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa
 from longthought.evaluate.metrics import budget_curve, cost_curve  # noqa: E402
 from longthought.evaluate.paper import reference_points  # noqa: E402
 from longthought.io import atomic_path  # noqa: E402
+from longthought.replicates import group_name  # noqa: E402
 
-_REPLICATE = re.compile(r"~s\d+$")
 # colour-blind-safe first (Okabe-Ito), then matplotlib's tab10 for larger runs
 PALETTE = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000",
            "#f0e442", *[matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab10").colors]]
 
 
 def model_base(name: str) -> str:
-    """The model a replicate belongs to: `tiny~s2` -> `tiny`; other names are their own base."""
-    return _REPLICATE.sub("", name)
+    """The model a replicate belongs to: `tiny~s2` -> `tiny`, `tiny~s2@init` -> `tiny@init`;
+    other names are their own base."""
+    return group_name(name)
 
 
 def model_colors(models: Iterable[str]) -> dict[str, str]:
@@ -123,6 +126,28 @@ def _errorbars(ax: plt.Axes, x: pd.Series, df: pd.DataFrame, **kwargs) -> None:
                 capsize=3, **kwargs)
 
 
+def _roles(curve: pd.DataFrame) -> tuple[set[str], dict[str, int]]:
+    """(replicates whose mean is drawn, {aggregate: replicates}) of a curve's models."""
+    if "aggregate" not in curve.columns:
+        return set(), {}
+    agg = curve[curve["aggregate"].astype(bool)]
+    means = {str(m): int(n) for m, n in zip(agg["model"], agg["n_replicates"], strict=True)}
+    reps = curve["replicate_of"].where(curve["replicate_of"].isin(list(means)))
+    return set(curve.loc[reps.notna(), "model"]), means
+
+
+def _replicate_points(ax: plt.Axes, x: pd.Series, df: pd.DataFrame, color: str | None,
+                      label: str | None) -> None:
+    """One replicate's points: small open markers, no error bars, joined faintly."""
+    ax.plot(x.to_numpy(dtype=float), df["value"].to_numpy(dtype=float), marker="o",
+            markersize=4, markerfacecolor="none", linestyle=":", linewidth=0.8, alpha=0.7,
+            color=color, label=label)
+
+
+def _label(model: str, means: dict[str, int]) -> str:
+    return f"{model} (mean of {means[model]})" if model in means else model
+
+
 def _accuracy_axis(ax: plt.Axes, label: str = "accuracy") -> None:
     ax.set_ylim(-0.02, 1.05)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -142,9 +167,18 @@ def draw_accuracy_vs_tokens(metrics: pd.DataFrame, paper_reference: bool = True,
     for ax, bench in zip(axes, benches, strict=False):
         part = curve[curve["benchmark"] == bench]
         xs = list(part["avg_output_tokens"].clip(lower=1))
+        replicas, means = _roles(part)
+        labelled: set[str] = set()
         for model, df in part.groupby("model", sort=True):
             df = df.sort_values("avg_output_tokens")
-            _errorbars(ax, df["avg_output_tokens"].clip(lower=1), df, marker="o", label=model,
+            x = df["avg_output_tokens"].clip(lower=1)
+            if model in replicas:
+                group = model_base(model)
+                _replicate_points(ax, x, df, colors.get(model),
+                                  None if group in labelled else f"{group}: each replicate")
+                labelled.add(group)
+                continue
+            _errorbars(ax, x, df, marker="o", label=_label(model, means),
                        color=colors.get(model))
             for _, r in df.iterrows():
                 ax.annotate(r["metric"], (max(r["avg_output_tokens"], 1), r["value"]),
@@ -187,9 +221,18 @@ def draw_accuracy_vs_budget(metrics: pd.DataFrame, metric: str = "pass@1",
     fig, axes = _grid(len(benches))
     for ax, bench in zip(axes, benches, strict=False):
         part = curve[curve["benchmark"] == bench]
+        replicas, means = _roles(part)
+        labelled: set[str] = set()
         for model, df in part.groupby("model", sort=True):
             color = colors.get(model)
-            _errorbars(ax, df["budget"].astype(float), df, marker="o", label=model, color=color)
+            if model in replicas:
+                group = model_base(model)
+                _replicate_points(ax, df["budget"].astype(float), df, color,
+                                  None if group in labelled else f"{group}: each replicate")
+                labelled.add(group)
+                continue
+            _errorbars(ax, df["budget"].astype(float), df, marker="o",
+                       label=_label(model, means), color=color)
             ref = free[(free["benchmark"] == bench) & (free["model"] == model)]
             if not ref.empty:
                 ax.axhline(float(ref["value"].iloc[0]), color=color, linestyle="--", alpha=0.7,

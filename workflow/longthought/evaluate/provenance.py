@@ -2,7 +2,9 @@
 
 The sidecar `<out>.run.json` holds the config hash (sha256 of the canonical spec JSON), the spec
 itself, the benchmark file's hash, package versions, the git commit (and whether the tree was
-dirty), the Python version, platform and accelerator, and timings.
+dirty), the Python version, platform, the hardware and float path (`longthought.hardware`: CPU
+model and instruction set or GPU, torch/CUDA builds, thread counts, deterministic-algorithm
+flags, float32 matmul precision), and timings.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
+from longthought.hardware import hardware_info
 from longthought.io import file_sha256
 
 PACKAGES = ["longthought", "torch", "transformers", "accelerate", "tokenizers", "vllm", "openai",
@@ -39,31 +43,36 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_state(cwd: str | Path | None = None) -> dict[str, object]:
-    """{"commit": sha or None, "dirty": bool or None} of the repository at `cwd`."""
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                                  timeout=10, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
+def _git(cwd: str | Path | None, *args: str) -> str | None:
+    """stdout of `git <args>` in `cwd`, or None when git or the repository is missing."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+
+def git_state(cwd: str | Path | None = None,
+              paths: tuple[str, ...] = ()) -> dict[str, object]:
+    """{"commit": sha or None, "dirty": bool or None} of the repository at `cwd`; with `paths`,
+    dirty means uncommitted changes to tracked files under those paths only."""
+    if cwd is not None and not Path(cwd).is_dir():
+        return {"commit": None, "dirty": None}
+    commit = _git(cwd, "rev-parse", "HEAD")
+    status = (_git(cwd, "status", "--porcelain", "--untracked-files=no", "--", *paths)
+              if commit else None)
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def device_info() -> dict[str, object]:
-    try:
-        import torch
-    except ImportError:
-        return {"cuda": False}
-    info: dict[str, object] = {"cuda": torch.cuda.is_available(),
-                               "cpu_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
+def git_remote(cwd: str | Path | None = None, name: str = "origin") -> str | None:
+    """The URL of remote `name` (None without one); credentials in it are never returned."""
+    if cwd is not None and not Path(cwd).is_dir():
+        return None
+    url = _git(cwd, "remote", "get-url", name)
+    if not url:
+        return None
+    return re.sub(r"//[^/@]+@", "//", url)  # https://user:token@host/... -> https://host/...
 
 
 def model_files(path: str) -> dict[str, object] | None:
@@ -97,6 +106,6 @@ def run_record(spec: dict, **extra: object) -> dict[str, object]:
         "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "device": device_info(),
+        "hardware": hardware_info(),
         **extra,
     }

@@ -13,6 +13,12 @@ baseline/tuned pair:
   without the user's assertion, so that a low "kept" reads as what it is;
 - expert scores and the raters' agreement, when given.
 
+A student trained at several replicate seeds is shown by its aggregate row (the mean over its
+replicates, with the across-seed SD beside the ± that counts both the items and the seeds:
+`longthought.evaluate.spread.aggregate_rows`), and the table gains a column with each replicate's
+own delta (paired with the same seed's baseline when the baseline has replicates too, as a tiny
+student's untrained models do, else with the one baseline) and their SD across seeds.
+
 No average is taken across benchmarks: the sets of one category measure different things.
 """
 
@@ -47,6 +53,51 @@ def _fmt(value: float | None, stderr: float | None) -> str:
     if stderr is None or (isinstance(stderr, float) and math.isnan(stderr)):
         return f"{value:.1f}"
     return f"{value:.1f} ± {stderr:.1f}"
+
+
+def _is_aggregate(row: pd.Series | None) -> bool:
+    return row is not None and bool(row.get("aggregate", False) or False)
+
+
+def _fmt_row(row: pd.Series | None) -> str:
+    """A value cell: value ± SE, and for a mean of replicates their SD across seeds."""
+    if row is None:
+        return "–"
+    cell = _fmt(row["value"], row["stderr"])
+    if _is_aggregate(row) and pd.notna(row.get("sd_replicates")):
+        cell += f" (seed sd {float(row['sd_replicates']):.1f})"
+    return cell
+
+
+def _replicates_of(sel: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    if "replicate_of" not in sel.columns:
+        return sel.iloc[0:0]
+    return sel[(sel["replicate_of"] == model) & (sel["metric"] == metric)].sort_values("seed")
+
+
+def _replicate_deltas(sel: pd.DataFrame, base: str, tune: str, metric: str) -> str:
+    """Each replicate's delta (`s<seed> +1.2`) and their SD across seeds; '–' without."""
+    tuned = _replicates_of(sel, tune, metric)
+    if tuned.empty:
+        return "–"
+    bases = _replicates_of(sel, base, metric)
+    single = _pick(sel, base, metric)
+    deltas = []
+    for _, r in tuned.iterrows():
+        if not bases.empty:
+            match = bases[bases["seed"] == r["seed"]]
+            b = match.iloc[0] if len(match) else None
+        else:
+            b = single
+        if b is not None:
+            deltas.append((int(r["seed"]), float(r["value"]) - float(b["value"])))
+    if not deltas:
+        return "–"
+    text = ", ".join(f"s{seed} {d:+.1f}" for seed, d in deltas)
+    if len(deltas) >= 2:
+        sd = float(pd.Series([d for _, d in deltas]).std(ddof=1))
+        text += f"; sd {sd:.1f}"
+    return text
 
 
 def _delta(a: pd.Series | None, b: pd.Series | None) -> str:
@@ -93,7 +144,7 @@ def _failures(sel: pd.DataFrame, model: str) -> str:
     return ", ".join(f"{r['metric']} {r['value']:.1f}%" for _, r in rows.iterrows())
 
 
-def _judged_rows(df: pd.DataFrame, base: str, tune: str) -> list[str]:
+def _judged_rows(df: pd.DataFrame, base: str, tune: str, per_seed: bool) -> list[str]:
     judged = df[(df["judge"] != "rule") & (df["judge"] != "human")]
     keys = judged[["category", "benchmark", "judge"]].drop_duplicates()
     keys = keys.assign(order=keys["category"].map(CATEGORY_ORDER.index)).sort_values(
@@ -109,24 +160,24 @@ def _judged_rows(df: pd.DataFrame, base: str, tune: str) -> list[str]:
                           else "score") for m in (base, tune)}
         n = " / ".join(f"{int(r['n'])} of {int(t['n'])}" if r is not None and t is not None
                        else "–" for r, t in zip((ra, rb), items.values(), strict=True))
-        va = _fmt(ra["value"], ra["stderr"]) if ra is not None else "–"
-        vb = _fmt(rb["value"], rb["stderr"]) if rb is not None else "–"
+        seeds = f" {_replicate_deltas(sel, base, tune, metric)} |" if per_seed else ""
         lines.append(f"| {CATEGORY_NAMES[key['category']]} | {key['benchmark']} | {label} | "
-                     f"{key['judge']} | {n} | {va} | {vb} | {_delta(ra, rb)} | "
+                     f"{key['judge']} | {n} | {_fmt_row(ra)} | {_fmt_row(rb)} | "
+                     f"{_delta(ra, rb)} |{seeds} "
                      f"{_failures(sel, base)} / {_failures(sel, tune)} |")
     return lines
 
 
-def _human_rows(df: pd.DataFrame, base: str, tune: str) -> list[str]:
+def _human_rows(df: pd.DataFrame, base: str, tune: str, per_seed: bool) -> list[str]:
     human = df[(df["judge"] == "human") & (df["metric"] == "human_score")]
     lines = []
     for bench, sel in human.groupby("benchmark", sort=True):
         ra, rb = _pick(sel, base, "human_score"), _pick(sel, tune, "human_score")
         n = "/".join(f"{int(r['n'])}" if r is not None else "–" for r in (ra, rb))
-        va = _fmt(ra["value"], ra["stderr"]) if ra is not None else "–"
-        vb = _fmt(rb["value"], rb["stderr"]) if rb is not None else "–"
+        seeds = f" {_replicate_deltas(sel, base, tune, 'human_score')} |" if per_seed else ""
         lines.append(f"| {CATEGORY_NAMES[sel['category'].iloc[0]]} | {bench} | expert score "
-                     f"0-100 | human | {n} | {va} | {vb} | {_delta(ra, rb)} | – |")
+                     f"0-100 | human | {n} | {_fmt_row(ra)} | {_fmt_row(rb)} | "
+                     f"{_delta(ra, rb)} |{seeds} – |")
     return lines
 
 
@@ -151,8 +202,7 @@ def _probe_table(df: pd.DataFrame, base: str, tune: str) -> list[str]:
                 if metric == "other_answer":
                     cells.append("–" if other is None else f"{max(other, 0.0):.1f}")
                 else:
-                    r = got.get(metric)
-                    cells.append("–" if r is None else _fmt(r["value"], r["stderr"]))
+                    cells.append(_fmt_row(got.get(metric)))
             n = next(int(r["n"]) for r in got.values() if r is not None)
             lines.append(f"| {bench} | {model} | {n} | " + " | ".join(cells) + " |")
     return lines
@@ -171,19 +221,32 @@ def generalization_markdown(df: pd.DataFrame, pair: Sequence[str] | None = None,
         baseline, tuned = pair[0], pair[1]
     models = list(dict.fromkeys(df["model"]))
     base, tune = _pair(models, baseline, tuned)
+    counts = {}
+    if "aggregate" in df.columns:
+        agg = df[df["aggregate"].fillna(False).astype(bool)]
+        counts = dict(zip(agg["model"], agg["n_replicates"].astype(int), strict=False))
+    per_seed = any(m in counts for m in (base, tune))
+
+    def name(m: str) -> str:
+        return f"`{m}` (mean of {counts[m]} replicates)" if m in counts else f"`{m}`"
+
+    seeds_note = (" A mean of replicates shows ± counting the items and the seeds "
+                  "(sqrt(sd² / r + mean se²), conservative) and its SD across seeds; the "
+                  "per-replicate column pairs each replicate with its baseline."
+                  if per_seed else "")
     lines = [
-        f"Baseline `{base}`, tuned `{tune}`. Each rate is the model's, over the items the judge "
-        "judged (judged / all items in the items column); ± is one standard error over items; "
-        "the delta's error treats the runs as independent. How often the judge could not judge "
-        "(off-format, refused, failed: % of all items) is in the last column, apart from the "
-        "model's rate.",
+        f"Baseline {name(base)}, tuned {name(tune)}. Each rate is the model's, over the items the "
+        "judge judged (judged / all items in the items column); ± is one standard error over "
+        "items; the delta's error treats the runs as independent. How often the judge could not "
+        "judge (off-format, refused, failed: % of all items) is in the last column, apart from "
+        f"the model's rate.{seeds_note}",
         "",
         "| category | benchmark | measure | judged by | items judged (baseline / tuned) | "
-        "baseline | tuned "
-        "| delta | judge could not judge (baseline / tuned) |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *_judged_rows(df, base, tune),
-        *_human_rows(df, base, tune),
+        "baseline | tuned | delta |" + (" delta per replicate |" if per_seed else "")
+        + " judge could not judge (baseline / tuned) |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if per_seed else "") + "---|",
+        *_judged_rows(df, base, tune, per_seed),
+        *_human_rows(df, base, tune, per_seed),
         *_probe_table(df, base, tune),
     ]
     agreement = df[df["metric"].isin(["rater_alpha", "rater_pearson"])]

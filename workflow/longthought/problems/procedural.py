@@ -102,14 +102,22 @@ def place_values(n: int) -> Step:
 # --- column arithmetic shared by the families -------------------------------------------------
 
 def column_add(a: int, b: int) -> list[Step]:
-    """a + b (a, b >= 0) written column by column: each line one digit fact plus a carry."""
+    """a + b (a, b >= 0) written column by column, one fact at a time.
+
+    `tens: 8 + 9 = 17, 17 + 1 = 18, write 8 carry 1.`: the two digits' sum, then the carry
+    added to it when there is one. Why: `8 + 9 + 1 = 18` in one step is a three-operand fact a
+    small model composes badly (its most common error was that sum off by one, the carry
+    dropped or added twice); two facts it meets everywhere are learned far better, as
+    multiplication already adds its carry in a step of its own.
+    """
     da, db = str(a)[::-1], str(b)[::-1]
     steps, carry = [place_values(a), place_values(b)], 0
     for i in range(max(len(da), len(db))):
         x = int(da[i]) if i < len(da) else 0
         y = int(db[i]) if i < len(db) else 0
         s = x + y + carry
-        text = f"{_place(i)}: {x} + {y} + {carry} = {{v}}, write {s % 10} carry {s // 10}."
+        add = f"{x} + {y} = {x + y}, {x + y} + {carry}" if carry else f"{x} + {y}"
+        text = f"{_place(i)}: {add} = {{v}}, write {s % 10} carry {s // 10}."
         steps.append(Step(text, str(s), str(s + 1)))
         carry = s // 10
     if carry:
@@ -118,19 +126,29 @@ def column_add(a: int, b: int) -> list[Step]:
 
 
 def column_subtract(a: int, b: int) -> list[Step]:
-    """a - b (a >= b >= 0) written column by column, borrowing where a digit is too small."""
+    """a - b (a >= b >= 0) written column by column, borrowing where a digit is too small.
+
+    One fact at a time, as in `column_add`: a borrow owed by the column before is taken from
+    this column's digit first (`7 - 1 = 6`), then the digit below is subtracted.
+    """
     da, db = str(a)[::-1], str(b)[::-1]
     steps, borrow = [place_values(a), place_values(b)], 0
     for i in range(len(da)):
         x, y = int(da[i]), int(db[i]) if i < len(db) else 0
-        if x - y - borrow >= 0:
-            d = x - y - borrow
-            text = f"{_place(i)}: {x} - {y} - {borrow} = {{v}}, write {d} borrow 0."
-            borrow = 0
+        if not borrow:
+            top, owed = x, ""
+        elif x >= 1:
+            top, owed = x - 1, f"{x} - 1 = {x - 1}, "
+        else:  # 0 - 1: borrow from the next column, then pay the owed 1 from the 10
+            top, owed, borrow = 9, "0 - 1 is negative, borrow: 10 - 1 = 9, ", 2
+        if top >= y:
+            d = top - y
+            text = f"{_place(i)}: {owed}{top} - {y} = {{v}}, write {d} borrow {borrow // 2}."
+            borrow //= 2
         else:
-            d = 10 + x - y - borrow
-            text = (f"{_place(i)}: {x} - {y} - {borrow} is negative, borrow: "
-                    f"{10 + x} - {y} - {borrow} = {{v}}, write {d} borrow 1.")
+            d = 10 + top - y
+            text = (f"{_place(i)}: {owed}{top} - {y} is negative, borrow: "
+                    f"{10 + top} - {y} = {{v}}, write {d} borrow 1.")
             borrow = 1
         steps.append(Step(text, str(d), str(d + 1)))
     return steps
@@ -216,16 +234,20 @@ def gen_linear(rng: random.Random, max_coef: int = 9, max_x: int = 9, max_b: int
 
 
 def divide_steps(n: int, a: int) -> list[Step]:
-    """n / a by counting up the multiples of a (when the quotient is a digit 1..9).
+    """n / a by trying the multiples of a in turn (when the quotient is a digit 1..9).
 
     Why: a quotient recalled in one step is a fact per (n, a) pair that a small model meets
     rarely; walking `a x 1, a x 2, ...` until the product is n uses only the multiplication
     table, which every family practises, and is the try-and-check habit of a long thought.
+    Each try says whether it hit n, restating n (`7 x 2 = 14 (not 56)`): deciding when to stop
+    then compares the product with the n written just before it, not with one in the line's
+    head; without it a tiny student's most common error was one try too many.
     """
     if a < 1 or n < a or n % a or n // a > 9:
         return []
-    products = ", ".join(f"{a} x {k} = {a * k}" for k in range(1, n // a + 1))
-    return [Step(f"Multiples of {a} up to {n}: {products}.", "")]
+    tries = ", ".join(f"{a} x {k} = {a * k} ({'yes' if a * k == n else f'not {n}'})"
+                      for k in range(1, n // a + 1))
+    return [Step(f"Try multiples of {a} until {n}: {tries}.", "")]
 
 
 def solve_linear(a: int, b: int, c: int) -> Solution:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from longthought import io
 from longthought.results import database, report
+from longthought.transparency.rubric import DEFAULT_RUBRIC
 
 # name -> file in the report directory (the report rule declares the same names as outputs)
 REPORT_FILES = {
@@ -28,6 +29,8 @@ REPORT_FILES = {
     "training": "training.html",
     "loss_plot": "loss.png",
     "beyond_math": "beyond_math.html",
+    "comparisons": "comparisons.html",
+    "hardware": "hardware.html",
     "transparency": "transparency.html",
     "tti_plot": "tti_leaderboard.png",
 }
@@ -48,62 +51,104 @@ class RunFiles:
     datasets: list[str] = field(default_factory=list)  # curated (kept) rows
     rejected: list[str] = field(default_factory=list)
     tti_cards: list[str] = field(default_factory=list)
-    rubric: str = "config/tti/rubric.yaml"
+    rubric: str = str(DEFAULT_RUBRIC)
 
 
-def _metrics(generations: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
-    from longthought.evaluate.metrics import compute_metrics
+def _metrics(generations: pd.DataFrame, ks: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics with their replicate aggregates, per-problem scores)."""
+    from longthought.evaluate.metrics import metrics_and_scores
 
-    return io.validate(compute_metrics(generations, ks), "metrics", "computed metrics")
+    metrics, scores = metrics_and_scores(generations, ks)
+    return io.validate(metrics, "metrics", "computed metrics"), scores
+
+
+def compare_pairs(spec: dict, models: list[str]) -> list[list[str]]:
+    """The pairs to compare: the spec's `compare` (the workflow resolves config
+    `report.compare` and its default), else the two students when both were evaluated."""
+    if spec.get("compare") is not None:
+        return [list(p) for p in spec["compare"]]
+    from longthought.replicates import group_name
+
+    students = list(spec.get("students") or [])
+    evaluated = {group_name(m) for m in models}
+    return [students] if len(students) == 2 and set(students) <= evaluated else []
+
+
+def _generalization(paths: list[str]) -> pd.DataFrame:
+    """The generalization rows with an aggregate row per student with replicates."""
+    from longthought.evaluate.spread import aggregate_rows
+
+    rows = io.read_tables(paths, "generalization")
+    table = aggregate_rows(rows, ["category", "benchmark", "metric", "judge"])
+    return io.validate(table, "generalization_report", "generalization with replicates")
 
 
 def _tti(cards: list[str], rubric_path: str) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     from longthought.transparency import scores
+    from longthought.transparency.cards import SELF_SOURCE
 
     rubric = scores.load_rubric(rubric_path)
     loaded = [scores.load_card(p, rubric) for p in cards]
     rows = pd.concat([scores.card_rows(c, rubric) for c in loaded], ignore_index=True)
     board = scores.leaderboard(loaded, rubric)
     table = io.validate(rows, "tti_scores", "TTI scores")
-    return table, scores.leaderboard_markdown(board, rubric), board
+    text = scores.leaderboard_markdown(board, rubric)
+    for card in (c for c in loaded if c.source == SELF_SOURCE):
+        text += ("\n### This run's self-score, item by item\n\n"
+                 + scores.evidence_markdown(card))
+    return table, text, board
 
 
-def roles(spec: dict) -> dict[str, str]:
-    """Model name -> teacher / student / init, from the spec's config names."""
+def roles(spec: dict, models: list[str] = ()) -> dict[str, str]:
+    """Model name -> teacher / student / init, from the spec's config names; a replicate
+    (`tiny~s2`, `tiny~s2@init`) has its student's role."""
+    from longthought.replicates import group_name
+
     out = {t: "teacher" for t in spec.get("teachers", [])}
     for s in spec.get("students", []):
         out[s], out[f"{s}@init"] = "student", "init"
+    for m in models:
+        if group_name(m) in out:
+            out[m] = out[group_name(m)]
     return out
 
 
-def _tables(files: RunFiles, spec: dict) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def _tables(files: RunFiles, spec: dict) -> tuple[dict[str, pd.DataFrame], dict[str, str],
+                                                  list[list[str]]]:
+    """The database's tables (frames, and SQL for the big ones) and the pairs compared."""
+    from longthought.evaluate.compare import comparisons
+
     gens = database.load_generations(files.generations)
+    metrics, scores = _metrics(gens, spec.get("k", [1]))
+    pairs = compare_pairs(spec, list(dict.fromkeys(gens["model"])))
     tables = {
         "problems": database.load_problems(files.problems, files.benchmarks),
         "tasks": database.load_tasks(spec.get("tasks") or {}),
         "generations": gens,
-        "metrics": _metrics(gens, spec.get("k", [1])),
+        "metrics": metrics,
+        "comparisons": io.validate(comparisons(scores, pairs), "comparisons", "comparisons"),
         "funnel": database.load_funnels(files.funnels),
         "train_log": database.load_train_logs(files.models),
         "hparams": database.load_hparams(files.models),
         "runs": database.load_runs(files.generations),
-        "generalization": io.read_tables(files.generalization, "generalization"),
+        "generalization": _generalization(files.generalization),
         "generalization_items": database.load_generalization_items(files.items),
     }
     statements = {"traces": database.traces_sql(files.traces),
                   "curation": database.curation_sql(files.datasets, files.rejected)}
-    return tables, statements
+    return tables, statements, pairs
 
 
 def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str, Path]:
     """Aggregate a run into `db`; write the report files beside `summary`; returns their paths."""
     from longthought.evaluate import plots
     from longthought.results.browser import write_browser
+    from longthought.results.hardware import hardware_markdown
 
     out_dir = Path(summary).parent
     out = {k: out_dir / name for k, name in REPORT_FILES.items()}
     out["summary"] = Path(summary)
-    tables, statements = _tables(files, spec)
+    tables, statements, pairs = _tables(files, spec)
     tti_md, board = "_no scorecards_\n", None
     if files.tti_cards:
         tables["tti_scores"], tti_md, board = _tti(files.tti_cards, files.rubric)
@@ -131,10 +176,14 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
                      report.table1(metrics) + "\n" + report.passk_table(metrics) + "\n"
                      + report.cost_table(metrics) + "\n" + report.budget_table(metrics),
                      ["tokens_plot", "budget_plot"]),
+        "comparisons": ("Comparing recipes: is a gain signal or noise?",
+                        report.comparison_section(tables["comparisons"], pairs), []),
         "curation": ("Curation funnel", report.funnel_table(tables["funnel"]) + "\n"
                      + report.reasons_table(reasons), []),
         "training": ("Training", report.training_table(train_log), ["loss_plot"]),
         "beyond_math": ("Beyond math (the paper's Table 2)", _beyond_math(gen_rows, spec), []),
+        "hardware": ("Hardware: where each number was made",
+                     hardware_markdown(tables["hparams"], tables["runs"]), []),
         "transparency": ("Technical Transparency Index (the paper's Table 4 + this run)", tti_md,
                          ["tti_plot"]),
     }
@@ -142,7 +191,7 @@ def build_report(spec: dict, db: str, summary: str, files: RunFiles) -> dict[str
         io.write_text(out[key], report.section_html(title, body))
     t0 = time.perf_counter()
     stats = write_browser(db, out["browser"], (spec.get("report") or {}).get("browser"),
-                          roles(spec), colors)
+                          roles(spec, list(tables["generations"]["model"])), colors)
     browser_s = time.perf_counter() - t0
 
     titles = {"tokens_plot": "Accuracy vs average output tokens",

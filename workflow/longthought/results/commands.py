@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="aggregate a run into DuckDB and write the report")
     p.add_argument("--spec", type=spec_arg, default={},
                    help='a JSON file (or JSON text): {"k": [..], "report": {..}, "pair": [..], '
-                        '"tasks": {..}, "teachers": [..], "students": [..], "inputs": {one '
-                        'list per file option below}}; "inputs" (what the workflow passes, so '
-                        "the printed command stays short) stands in for the options below")
+                        '"compare": [[first, second], ..], "tasks": {..}, "teachers": [..], '
+                        '"students": [..], "inputs": {one list per file option below}}; '
+                        '"inputs" (what the workflow passes, so the printed command stays '
+                        'short) stands in for the options below; without "compare", the two '
+                        "students are compared when both were evaluated")
     p.add_argument("--db", required=True, help="DuckDB database to write (replaced whole)")
     p.add_argument("--summary", required=True,
                    help="Markdown report to write; its plots (PNG) go beside it")
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rejected", nargs="*", default=None, help="curation's rejected tables")
     p.add_argument("--tti-cards", nargs="*", default=None,
                    help="TTI scorecards to rank (this run's own first, then published ones)")
-    p.add_argument("--rubric", default=None, help="TTI rubric (default config/tti/rubric.yaml)")
+    p.add_argument("--rubric", default=None, help="TTI rubric YAML (default: the shipped one)")
     p.set_defaults(func=_run)
 
     b = sub.add_parser("browse", help="write the run browser (one HTML file) from results.duckdb")
@@ -67,6 +69,7 @@ def _write_config(a: argparse.Namespace) -> int:
 
 def _run(a: argparse.Namespace) -> int:
     from longthought.results.build import RunFiles, build_report
+    from longthought.transparency.rubric import DEFAULT_RUBRIC
 
     inputs = a.spec.get("inputs") or {}
 
@@ -78,7 +81,7 @@ def _run(a: argparse.Namespace) -> int:
     files = RunFiles(**{name: pick(name, []) for name in (
         "generations", "funnels", "models", "generalization", "items", "problems", "benchmarks",
         "traces", "datasets", "rejected", "tti_cards")},
-        rubric=pick("rubric", "config/tti/rubric.yaml"))
+        rubric=pick("rubric", str(DEFAULT_RUBRIC)))
     build_report(spec, a.db, a.summary, files)
     return 0
 

@@ -1,7 +1,7 @@
 """The results database: every table of a run in one DuckDB file, built atomically.
 
 Tables (each documented column by column in docs/database.md): problems, tasks, traces,
-curation, funnel, train_log, hparams, generations, runs, metrics, generalization,
+curation, funnel, train_log, hparams, generations, runs, metrics, comparisons, generalization,
 generalization_items, tti_scores and meta. A reader answers any question about a run with SQL,
 without knowing the file layout; the run browser (`results/report/browser.html`) is built from
 this file and shows, for what it leaves out, the query that returns it.

@@ -100,21 +100,25 @@ def synthetic_run(workdir: str | Path, traces: int, *, bench_problems: int = 40,
 
 def build_database(paths: dict[str, str]) -> list[str]:
     """The report rule's database for a synthetic run's files (pool named `pool`)."""
-    from longthought.evaluate.metrics import compute_metrics
+    from longthought.evaluate.compare import comparisons
+    from longthought.evaluate.metrics import metrics_and_scores
+    from longthought.results.build import _generalization
 
     gens = database.load_generations([paths["generations"]])
+    metrics, scores = metrics_and_scores(gens, [1, 4])
     tables = {
         "problems": database.load_problems([paths["pool"]], [paths["heldout"]]),
         "tasks": database.load_tasks({"synthetic": {"teacher": "synthetic", "prompt": "distill",
                                                     "pool": "pool"}}),
         "generations": gens,
-        "metrics": compute_metrics(gens, [1, 4]),
+        "metrics": metrics,
+        "comparisons": comparisons(scores, [["student@init", "student"]]),
         "funnel": database.load_funnels([paths["funnel"]]),
         # no training, generalization or TTI in a synthetic run: empty tables, same columns
         "train_log": database.load_train_logs([]),
         "hparams": database.load_hparams([]),
         "runs": database.load_runs([]),
-        "generalization": io.read_tables([], "generalization"),
+        "generalization": _generalization([]),
         "generalization_items": database.load_generalization_items([]),
         "tti_scores": io.read_tables([], "tti_scores"),
     }

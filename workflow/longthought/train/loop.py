@@ -14,11 +14,13 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
+from longthought.hardware import hardware_info, make_deterministic
 from longthought.io import apply_umask, file_sha256, write_json, write_table
 from longthought.train.checkpoint import (
     Checkpoints,
@@ -36,7 +38,7 @@ from longthought.train.packing import (
 )
 from longthought.train.schedule import Plan, lr_at, warmup_steps
 from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
-from longthought.train.student import init_info, resolve_model_path
+from longthought.train.student import INIT_SEED_FILE, init_info, resolve_model_path
 
 LOG_FILE = "train_log.parquet"
 HPARAMS_FILE = "hparams.json"
@@ -92,6 +94,16 @@ def package_versions() -> dict[str, str]:
             "tokenizers": tokenizers.__version__}
 
 
+def _init_seed(init: str) -> int | None:
+    """The seed the tiny student's weights were drawn with (init-student records it)."""
+    import json
+
+    path = Path(init) / INIT_SEED_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("init_seed")
+
+
 def train(student: str, spec: dict, init: str, datasets: list[str], out: str) -> Path:
     """Run every SFT stage in order on `init`; write the trained model to `out` (atomically).
 
@@ -111,6 +123,8 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     # --- settings and data, all checked before any model is loaded -------------------------
     # (the main process tokenizes a dataset not yet in its cache; the others then map it)
     cfg = parse_spec(student, spec)
+    if cfg.deterministic:
+        make_deterministic()  # before the first CUDA call
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
     shas = [file_sha256(p) for p in datasets]
@@ -169,10 +183,12 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
 
     resolved = []
     first_step = True  # of this process: printed, so a resume shows when training restarted
+    seeds = cfg.stage_seeds()  # the replicate's data order per stage
     for s, (stage, samples) in enumerate(zip(cfg.stages, data, strict=True)):
-        plan = Plan(stage, samples.lengths, world)
+        plan = Plan(replace(stage, seed=seeds[s]), samples.lengths, world)
         steps = plan.steps
-        resolved.append({**stage.__dict__, "samples": len(samples), "steps": steps,
+        resolved.append({**stage.__dict__, "data_seed": seeds[s], "samples": len(samples),
+                         "steps": steps,
                          "warmup_steps": warmup_steps(stage, steps),
                          "micro_batches_per_step": plan.per_step,
                          "samples_per_step": None if plan.by_tokens else len(plan.step_samples(0)),
@@ -266,10 +282,11 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
             "token_caches": [d.tokens.where or None for d in data],
             "world_size": world, "distributed_type": str(accelerator.distributed_type),
-            "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
+            "device": str(accelerator.device), "replicate_seed": cfg.seed, "seeds": seeds,
+            "init_seed": _init_seed(init), "deterministic": cfg.deterministic,
             "parameters": int(sum(p.numel() for p in unwrapped.parameters())),
-            "packages": package_versions(), "torch_threads": torch.get_num_threads(),
-            "host": platform.node(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "packages": package_versions(), "hardware": hardware_info(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         })
         apply_umask(tmp)  # safetensors writes the weights as 0600: readable for colleagues
         if out_path.exists():

@@ -2,11 +2,18 @@
 
 Config is validated against config/schema.yaml before any job; this is the second line, for the
 verb run by hand: every value is checked here, before any data is read or any model loaded.
+
+The replicate seed (`students.<name>.seed`, default 0) is the one number that varies between
+replicates of a student: every stage's data order and the tiny student's initial weights are
+drawn from `derive_seed(<their own seed>, seed)`, everything else stays fixed. Seed 0 leaves
+every seed as configured, so a student without replicates trains exactly as written.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
@@ -34,10 +41,37 @@ class Stage:
     max_grad_norm: float | None = 1.0  # null: no clipping
 
 
+def derive_seed(base: int, replicate: int) -> int:
+    """The seed a stage (or the tiny init) uses in replicate `replicate` of a student.
+
+    Replicate 0 is the student as configured (`base` unchanged); any other replicate gets an
+    independent 31-bit seed from numpy's SeedSequence of (base, replicate), so replicates 1, 2,
+    ... differ from each other and from replicate 0 in every stage at once.
+    """
+    if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
+        raise ValueError(f"a replicate seed must be an integer >= 0, got {replicate!r}")
+    if replicate == 0:
+        return int(base)
+    state = np.random.SeedSequence([int(base) & 0xFFFFFFFF, replicate]).generate_state(1)
+    return int(state[0] >> 1)
+
+
+def replicate_seed(spec: dict, student: str = "?") -> int:
+    """`students.<student>.seed` (0 when absent), checked."""
+    seed = spec.get("seed", 0)
+    seed = 0 if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"students.{student}.seed must be an integer >= 0 (the replicate "
+                         f"seed), got {seed!r}")
+    return seed
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     base_model: str
     stages: list[Stage]
+    seed: int = 0  # the replicate seed: see derive_seed
+    deterministic: bool = False  # torch deterministic algorithms (GPU; a no-op cost on CPU)
     precision: str = "fp32"
     gradient_checkpointing: bool = False
     attn_implementation: str = "auto"
@@ -48,6 +82,10 @@ class TrainSpec:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def stage_seeds(self) -> list[int]:
+        """The data-order seed each stage trains with in this replicate."""
+        return [derive_seed(st.seed, self.seed) for st in self.stages]
 
 
 def _stage(i: int, raw: object, student: str) -> Stage:
@@ -99,6 +137,13 @@ def _stage(i: int, raw: object, student: str) -> Stage:
     return stage
 
 
+def _flag(spec: dict, key: str, where: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}.{key} must be true or false, got {value!r}")
+    return value
+
+
 def parse_spec(student: str, spec: dict) -> TrainSpec:
     """Check `students.<student>` and return it typed; a ValueError names the bad key."""
     where = f"students.{student}"
@@ -124,10 +169,13 @@ def parse_spec(student: str, spec: dict) -> TrainSpec:
     if not isinstance(base, str) or not base:
         raise ValueError(f"{where}.base_model must be 'tiny', a hub id or a local path")
     named = {"base_model", "stages", "precision", "gradient_checkpointing",
-             "attn_implementation", "cross_entropy", "checkpoint_every", "accelerate_config"}
+             "attn_implementation", "cross_entropy", "checkpoint_every", "accelerate_config",
+             "seed", "deterministic"}
     return TrainSpec(
         base_model=base,
         stages=parsed,
+        seed=replicate_seed(spec, student),
+        deterministic=_flag(spec, "deterministic", where),
         precision=precision,
         gradient_checkpointing=bool(spec.get("gradient_checkpointing", False)),
         attn_implementation=attn,

@@ -28,8 +28,10 @@ from pathlib import Path
 import torch
 
 from longthought.io import apply_umask, make_temp_dir, read_tables, write_json
+from longthought.train.spec import derive_seed, replicate_seed
 
 INIT_POINTER = "init.json"
+INIT_SEED_FILE = "longthought_init.json"  # tiny: the seeds its weights were drawn with
 TINY = "tiny"
 DEFAULT_SNAPSHOT_DIR = ".cache/longthought/hub"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -134,8 +136,12 @@ def pin_hub_model(repo_id: str, revision: str, snapshot_dir: str | os.PathLike[s
     return str(path), commit
 
 
-def build_tiny(tiny: dict, texts: list[str], out: Path) -> None:
-    """Train the tokenizer on `texts`, build a randomly initialised Qwen2, save both to `out`."""
+def build_tiny(tiny: dict, texts: list[str], out: Path, replicate: int = 0) -> int:
+    """Train the tokenizer on `texts`, build a randomly initialised Qwen2, save both to `out`.
+
+    The weights are drawn with `derive_seed(tiny.seed, replicate)` (returned); the tokenizer
+    depends on the text only, so every replicate of a student shares its vocabulary.
+    """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from longthought.train.tokenizer import ENDOFTEXT, IM_END, train_tiny_tokenizer
@@ -158,12 +164,16 @@ def build_tiny(tiny: dict, texts: list[str], out: Path) -> None:
         eos_token_id=im_end,
         pad_token_id=eot,
     )
-    torch.manual_seed(int(tiny.get("seed", 0)))
+    seed = derive_seed(int(tiny.get("seed", 0)), replicate)
+    torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = [im_end, eot]
     model.generation_config.pad_token_id = eot
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    write_json(out / INIT_SEED_FILE, {"tiny_seed": int(tiny.get("seed", 0)),
+                                      "replicate_seed": replicate, "init_seed": seed})
+    return seed
 
 
 def check_reload(out: Path) -> None:
@@ -182,6 +192,7 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
     if not isinstance(base, str) or not base:
         raise ValueError(f"students.{student}.base_model must be 'tiny', a hub id or a path")
     kind = classify_base_model(base)
+    replicate = replicate_seed(spec, student)
     out = Path(out)
     tmp = make_temp_dir(out.parent, f".{out.name}.")  # the umask's mode, not mkdtemp's 0700
     try:
@@ -194,7 +205,7 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
             if not traces:
                 raise ValueError(f"students.{student}: a tiny student needs --traces to train "
                                  "its tokenizer on (tiny.tokenizer_tasks)")
-            build_tiny(tiny, tiny_corpus(traces), tmp)
+            build_tiny(tiny, tiny_corpus(traces), tmp, replicate)
             check_reload(tmp)
         else:
             key = f"students.{student}.base_model"

@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 
 from longthought.io import read_yaml, write_text
-from longthought.transparency.rubric import Rubric
+from longthought.transparency.rubric import TTI_DATA, Rubric
 
-DEFAULT_CARDS_DIR = Path("config/tti/projects")
+DEFAULT_CARDS_DIR = TTI_DATA / "projects"  # the paper's Table 4 efforts, shipped as package data
+SELF_SOURCE = "longthought tti self"  # the `source` of a card a run wrote about itself
 _CARD_KEYS = {"project", "url", "description", "source", "published", "answers"}
 _ANSWER_KEYS = {"answer", "evidence", "note", "inferred"}
 
@@ -167,7 +168,7 @@ def load_card(path: str | os.PathLike[str], rubric: Rubric) -> Card:
 
 
 def card_paths(paths: list[str] | None = None) -> list[Path]:
-    """The given card files (directories expand to their *.yaml), default config/tti/projects."""
+    """The given card files (directories expand to their *.yaml), default: the shipped cards."""
     out: list[Path] = []
     for p in [Path(x) for x in (paths or [str(DEFAULT_CARDS_DIR)])]:
         if p.is_dir():

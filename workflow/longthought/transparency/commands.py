@@ -20,8 +20,11 @@ def _score(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from longthought.transparency.cards import load_cards
     from longthought.transparency.rubric import load_rubric
+    from longthought.transparency.self_assess import require_checks
 
     rubric = load_rubric(args.rubric)
+    require_checks(rubric)  # a rubric item the run cannot score itself on is an error
+    print(f"ok  {rubric.path}: {len(rubric.items)} items, each with a self-assessment check")
     cards = load_cards(args.cards or None, rubric)
     for c in cards:
         sub = c.subtotals()
@@ -35,7 +38,8 @@ def _self(args: argparse.Namespace) -> int:
     from longthought.transparency.self_assess import assess_and_write
 
     card = assess_and_write(args.spec, args.results_dir, args.config, args.out,
-                            rubric_path=args.rubric, repo_root=args.repo_root)
+                            rubric_path=args.rubric, repo_root=args.repo_root,
+                            config_shown=args.config_shown)
     sub = card.subtotals()
     dims = ", ".join(f"{d.id} {sub[d.id]}/{d.points}" for d in card.rubric.dimensions)
     print(f"{args.out}: {card.project} {sub['total']}/{card.rubric.total} ({dims})")
@@ -67,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--rubric", default=str(DEFAULT_RUBRIC), help=rubric_help)
     s.set_defaults(func=_score)
 
-    v = verbs.add_parser("validate", help="validate scorecards (default: config/tti/projects)")
+    v = verbs.add_parser("validate",
+                         help="validate scorecards (default: the paper's Table 4 cards)")
     v.add_argument("cards", nargs="*", help="card files or directories")
     v.add_argument("--rubric", default=str(DEFAULT_RUBRIC), help=rubric_help)
     v.set_defaults(func=_validate)
@@ -79,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--results-dir", default="results", help="the run's results directory")
     a.add_argument("--config", required=True, nargs="+",
                    help="the config YAML(s) the run used, merged in order (default, overlays)")
+    a.add_argument("--config-shown", nargs="+", default=None,
+                   help="how the evidence names the config (default: the --config paths); the "
+                        "workflow passes results/config.yaml, the run's record of it")
     a.add_argument("--out", required=True, help="scorecard YAML to write")
     a.add_argument("--rubric", default=None, help=rubric_help + "; overrides spec.rubric")
     a.add_argument("--repo-root", default=None, help="repository root for code/README evidence "

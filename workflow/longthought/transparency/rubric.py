@@ -3,6 +3,9 @@
 The rubric is validated on load (item points add up to each dimension, dimensions to the total of
 100, ids unique) so a scorecard can never be scored against a rubric that does not add up. Every
 error names the file and the key that is wrong.
+
+The rubric and the published scorecards are package data (`longthought/transparency/tti/`), so
+`longthought tti ...` works from any directory; `config/tti` in the repository is a link to them.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from longthought.io import read_yaml
 
-DEFAULT_RUBRIC = Path("config/tti/rubric.yaml")
+# a real directory for any regular install (wheel or editable); the package is never zipped
+TTI_DATA = Path(str(resources.files("longthought.transparency").joinpath("tti")))
+DEFAULT_RUBRIC = TTI_DATA / "rubric.yaml"
 TOTAL_POINTS = 100
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 

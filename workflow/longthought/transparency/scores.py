@@ -14,8 +14,9 @@ from longthought.io import atomic_path, validate
 from longthought.transparency.cards import Card, load_card, load_cards
 from longthought.transparency.rubric import Rubric, load_rubric
 
-__all__ = ["breakdown_text", "card_rows", "leaderboard", "leaderboard_markdown", "load_card",
-           "load_cards", "load_rubric", "plot_leaderboard", "scores_table"]
+__all__ = ["breakdown_text", "card_rows", "evidence_markdown", "leaderboard",
+           "leaderboard_markdown", "load_card", "load_cards", "load_rubric", "plot_leaderboard",
+           "scores_table"]
 
 EVIDENCE_SEP = "; "
 # one colour per dimension, in rubric order (colour-blind safe: Okabe-Ito)
@@ -155,4 +156,23 @@ def breakdown_text(card: Card) -> str:
         lines.append("")
         lines.append("published: " + ", ".join(f"{k} {v}" for k, v in card.published.items())
                      + (" (matched)" if ok else " (NOT matched)"))
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def evidence_markdown(card: Card) -> str:
+    """A card item by item, as a markdown table: points earned, the evidence (what the check
+    looked at: files, config keys, release URLs) and why it answered yes or no."""
+    sub = card.subtotals()
+    lines = [f"{card.project}: **{sub['total']}/{card.rubric.total}** "
+             f"({', '.join(f'{d.title} {sub[d.id]}/{d.points}' for d in card.rubric.dimensions)})",
+             "", "| item | points | evidence | why |", "|---|---:|---|---|"]
+    for it in card.rubric.items:
+        a = card.answers[it.id]
+        evidence = "<br>".join(f"`{_cell(e)}`" for e in a.evidence) or "–"
+        lines.append(f"| {it.id} ({'yes' if a.yes else 'no'}) | {card.earned(it.id)}/{it.points}"
+                     f" | {evidence} | {_cell(a.note) or '–'} |")
     return "\n".join(lines) + "\n"

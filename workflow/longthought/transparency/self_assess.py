@@ -26,12 +26,21 @@ import pyarrow.parquet as pq
 import yaml
 from pandera.pandas import DataFrameSchema
 
+from longthought import replicates
+from longthought.hardware import hardware_summary
 from longthought.io import TableError
 from longthought.schemas import ALL
-from longthought.transparency.cards import Answer, Card, write_card
+from longthought.transparency.cards import SELF_SOURCE, Answer, Card, write_card
 from longthought.transparency.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-SPEC_KEYS = {"project", "url", "rubric", "repo_root", "cards"}
+SPEC_KEYS = {"project", "url", "rubric", "repo_root", "cards", "releases"}
+# tti.releases: where this run's outputs are published -> the rubric items each one answers
+RELEASE_KEYS = {"sft_data": "post_training_data", "long_thought_data": "long_thought_data",
+                "weights": "model_weights", "code": "training_code, evaluation_code, usage_guide",
+                "paper": "technical_paper"}
+NAMED_RELEASES = {"sft_data": "datasets", "long_thought_data": "tasks", "weights": "students"}
+URL = re.compile(r"^https?://[^\s/?#]+\.[^\s/?#]+(/\S*)?$")
+CODE_PATHS = ("workflow", "rules", "Snakefile")  # what must be committed for the code to count
 WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 HARDWARE_KEYS = {"device", "devices", "device_type", "accelerator", "hardware", "gpu", "gpus",
                  "gpu_model", "num_gpus", "num_processes", "world_size", "distributed_type"}
@@ -50,8 +59,46 @@ class Finding:
     note: str = ""
 
 
-def _no(reason: str) -> Finding:
-    return Finding(False, [], reason)
+def check_releases(raw: Any, config: dict) -> dict[str, Any]:
+    """`tti.releases`, checked: every value a URL (or, for named outputs, name -> URL)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"tti.releases: must be a mapping of {sorted(RELEASE_KEYS)} -> URL")
+    unknown = sorted(set(raw) - set(RELEASE_KEYS))
+    if unknown:
+        raise ValueError(f"tti.releases: unknown key(s) {unknown} (known: "
+                         + ", ".join(f"{k} ({v})" for k, v in RELEASE_KEYS.items()) + ")")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"tti.releases.{key}"
+        if value is None:
+            continue
+        if isinstance(value, dict) and key in NAMED_RELEASES:
+            section = NAMED_RELEASES[key]
+            names = set(config.get(section) or {})
+            for name, url in value.items():
+                if name not in names:
+                    raise ValueError(f"{where}.{name}: no such entry under {section}: "
+                                     f"(known: {sorted(names)})")
+                if url is not None and not (isinstance(url, str) and URL.match(url)):
+                    raise ValueError(f"{where}.{name}: must be an http(s) URL, got {url!r}")
+            out[key] = {n: u for n, u in value.items() if u}
+        elif isinstance(value, str) and URL.match(value):
+            out[key] = value
+        else:
+            per = f", or a mapping of {NAMED_RELEASES[key]} names to URLs" \
+                if key in NAMED_RELEASES else ""
+            raise ValueError(f"{where}: must be an http(s) URL{per}, got {value!r}")
+    return out
+
+
+def _no(reason: str, looked_at: Iterable[str | Path]) -> Finding:
+    """A no, with what the check looked at as its evidence (files, config keys, URLs)."""
+    looked = [p.as_posix() if isinstance(p, Path) else str(p) for p in looked_at]
+    if not looked:
+        raise AssertionError(f"a check answered no without saying what it looked at: {reason}")
+    return Finding(False, looked, reason)
 
 
 def _find_keys(obj: Any, names: set[str], prefix: str = "") -> list[tuple[str, Any]]:
@@ -111,24 +158,47 @@ class RunRecord:
     """What one run wrote: the files the config says to expect, found or not, read lazily."""
 
     def __init__(self, config: dict, config_paths: list[str], results_dir: str,
-                 repo_root: str = "."):
+                 repo_root: str = ".", releases: dict | None = None,
+                 config_shown: list[str] | None = None):
         self.cfg = config
-        self.config_files = [Path(p).as_posix() for p in config_paths]
+        # evidence names the config as the reader finds it (the workflow passes the run's record
+        # results/config.yaml, not its content-hashed job file: that name changes with any
+        # operational setting, so a cluster run and a local run would cite different files)
+        self.config_files = [Path(p).as_posix() for p in (config_shown or config_paths)]
         self.config_path = " + ".join(self.config_files)  # for messages
         self.results = Path(results_dir)
         self.repo = Path(repo_root)
+        if releases is None:
+            releases = (config.get("tti") or {}).get("releases")
+        self.releases = check_releases(releases, config)
+
+    @cached_property
+    def git(self) -> dict[str, object]:
+        """The checkout's commit, whether its code paths have uncommitted changes, its remote."""
+        from longthought.evaluate.provenance import git_remote, git_state
+
+        return {**git_state(self.repo, CODE_PATHS), "remote": git_remote(self.repo)}
 
     # --- names from config ------------------------------------------------------------------
     def names(self, section: str) -> list[str]:
         return list(self.cfg.get(section) or {})
 
+    def keys(self, names: str) -> list[str]:
+        """Evidence for an answer read from config: the config file(s) and the key(s) read."""
+        return [f"{self.config_path}: {names}"]
+
     @property
     def evaluation(self) -> dict:
         return self.cfg.get("evaluation") or {}
 
+    def eval_models(self) -> list[str]:
+        """The evaluated models: a student's name stands for its replicates (`tiny~s0`, ...)."""
+        return replicates.expand(self.cfg, self.evaluation.get("models") or [])
+
     def eval_pairs(self) -> list[tuple[str, str]]:
-        ev = self.evaluation
-        return [(m, b) for m in ev.get("models") or [] for b in ev.get("benchmarks") or []]
+        """(model, benchmark) of every generation."""
+        benches = self.evaluation.get("benchmarks") or []
+        return [(m, b) for m in self.eval_models() for b in benches]
 
     # --- paths ------------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
@@ -148,6 +218,10 @@ class RunRecord:
         return self.path("datasets", f"{ds}{suffix}")
 
     def hparams_path(self, student: str) -> Path:
+        """A student's training record: its first replicate's when it has several (replicates
+        differ in the seed only)."""
+        if student in self.names("students"):
+            student = replicates.replicates(self.cfg, student)[0][0]
         return self.path("models", student, "hparams.json")
 
     def generation_path(self, model: str, bench: str) -> Path:
@@ -223,10 +297,12 @@ class RunRecord:
 
 def _missing(paths: Iterable[Path], run: RunRecord, what: str) -> Finding | None:
     """A no naming the files not written yet, or None when all exist."""
+    paths = list(paths)
     gone = [run.show(p) for p in paths if not p.exists()]
     if not gone:
         return None
-    return _no(f"{what} not written by this run: {', '.join(gone)}.")
+    looked = [f"{run.show(p)} ({'found' if p.exists() else 'not found'})" for p in paths]
+    return _no(f"{what} not written by this run: {', '.join(gone)}.", looked)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -247,11 +323,12 @@ def check_data_sources(run: RunRecord) -> Finding:
     pools, benches = run.cfg.get("pools") or {}, run.cfg.get("benchmarks") or {}
     if not pools:
         return _no(f"{run.config_path} names no problem pools ('pools:' is empty), so the "
-                   "training data has no stated source.")
+                   "training data has no stated source.", run.keys("pools"))
     unnamed = [f"{sec}.{n}" for sec, d in (("pools", pools), ("benchmarks", benches))
                for n, s in d.items() if not isinstance(s, dict) or not s.get("source")]
     if unnamed:
-        return _no(f"{run.config_path}: no 'source' for {', '.join(unnamed)}.")
+        return _no(f"{run.config_path}: no 'source' for {', '.join(unnamed)}.",
+                   run.keys("pools, benchmarks"))
     parts = [f"pool {n}: {_source_detail(s)}" for n, s in pools.items()]
     parts += [f"benchmark {n}: {_source_detail(s)}" for n, s in benches.items()]
     for t, spec in (run.cfg.get("tasks") or {}).items():
@@ -269,7 +346,8 @@ def check_data_sources(run: RunRecord) -> Finding:
 def check_data_characteristics(run: RunRecord) -> Finding:
     names = run.names("datasets")
     if not names:
-        return _no(f"{run.config_path} defines no curated datasets ('datasets:' is empty).")
+        return _no(f"{run.config_path} defines no curated datasets ('datasets:' is empty).",
+                   run.keys("datasets"))
     miss = _missing([run.dataset_path(d, ".parquet") for d in names], run, "Curated datasets")
     if miss:
         return miss
@@ -295,14 +373,16 @@ def _funnel_text(ds: str, f: pd.DataFrame) -> str:
 def check_data_selection(run: RunRecord) -> Finding:
     names = run.names("datasets")
     if not names:
-        return _no(f"{run.config_path} defines no curated datasets, so no selection is recorded.")
+        return _no(f"{run.config_path} defines no curated datasets, so no selection is recorded.",
+                   run.keys("datasets"))
     miss = _missing([run.dataset_path(d, ".funnel.parquet") for d in names], run,
                     "Curation funnels")
     if miss:
         return miss
     empty = [d for d in names if run.funnels[d].empty]
     if empty:
-        return _no(f"Curation funnels with no rows: {', '.join(empty)}.")
+        return _no(f"Curation funnels with no rows: {', '.join(empty)}.",
+                   [run.dataset_path(d, ".funnel.parquet") for d in empty])
     evidence = [run.show(run.dataset_path(d, ".funnel.parquet")) for d in names]
     evidence += [run.show(run.dataset_path(d, ".rejected.parquet")) for d in names
                  if run.dataset_path(d, ".rejected.parquet").is_file()]
@@ -335,7 +415,8 @@ def _prompts(df: pd.DataFrame) -> int:
 def check_synthetic_data_process(run: RunRecord) -> Finding:
     tasks = run.names("tasks")
     if not tasks:
-        return _no(f"{run.config_path} defines no teacher tasks, so no synthetic data is made.")
+        return _no(f"{run.config_path} defines no teacher tasks, so no synthetic data is made.",
+                   run.keys("tasks"))
     miss = _missing([run.trace_path(t) for t in tasks], run, "Teacher traces")
     if miss:
         return miss
@@ -343,14 +424,16 @@ def check_synthetic_data_process(run: RunRecord) -> Finding:
     silent = [t for t, n in counts.items() if n == 0]
     if silent:
         return _no(f"No prompt is recorded in the 'request' column of: "
-                   f"{', '.join(run.show(run.trace_path(t)) for t in silent)}.")
+                   f"{', '.join(run.show(run.trace_path(t)) for t in silent)}.",
+                   [run.trace_path(t) for t in silent])
     names = run.names("datasets")
     miss = _missing([run.dataset_path(d, ".funnel.parquet") for d in names], run,
                     "Quality-control funnels")
     if miss:
         return miss
     if not names:
-        return _no("The prompts are recorded, but no curated dataset (quality control) is defined.")
+        return _no("The prompts are recorded, but no curated dataset (quality control) is defined.",
+                   run.keys("datasets"))
     prompts = "; ".join(f"{t}: prompt {_fmt(run.traces[t]['prompt'])}, {counts[t]} of "
                         f"{len(run.traces[t])} requests recorded" for t in tasks)
     qc = ", ".join(sorted({str(f) for d in names for f in run.funnels[d]["filter"]}))
@@ -386,11 +469,14 @@ def _base_of(run: RunRecord, student: str) -> tuple[str, list[str]] | None:
 def check_base_model(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
-        return _no(f"This run trains no student ({run.config_path} 'students:' is empty).")
+        return _no(f"This run trains no student ({run.config_path} 'students:' is empty).",
+                   run.keys("students"))
     found = {s: _base_of(run, s) for s in students}
     unnamed = [s for s, v in found.items() if v is None]
     if unnamed:
-        return _no(f"No base model recorded for student(s) {', '.join(unnamed)}.")
+        return _no(f"No base model recorded for student(s) {', '.join(unnamed)}.",
+                   run.keys(", ".join(f"students.{s}.base_model" for s in unnamed))
+                   + [run.hparams_path(s) for s in unnamed])
     return Finding(True, [p for v in found.values() if v for p in v[1]],
                    "; ".join(f"{s}: {v[0]}" for s, v in found.items() if v) + ".")
 
@@ -399,7 +485,8 @@ def check_search_algorithm(run: RunRecord) -> Finding:
     hits = [(f"config {k}", v) for k, v in _find_keys(run.cfg, SEARCH_KEYS) if _enabled(v)]
     if hits:
         return _no("The config enables " + ", ".join(f"{k}={v!r}" for k, v in hits)
-                   + ", so 'no search' does not hold, and no search algorithm is described.")
+                   + ", so 'no search' does not hold, and no search algorithm is described.",
+                   run.keys(", ".join(k.removeprefix("config ") for k, _ in hits)))
     gens = [run.show(run.generation_path(m, b)) for (m, b) in run.generations]
     return Finding(
         True,
@@ -420,7 +507,8 @@ def check_rl_algorithm(run: RunRecord) -> Finding:
         hits += [(f"{s} hparams {k}", v) for k, v in _find_keys(hp, RL_KEYS) if _enabled(v)]
     if hits:
         return _no("RL settings are present (" + ", ".join(f"{k}={v!r}" for k, v in hits)
-                   + "), so 'no RL' does not hold, and no RL procedure is described.")
+                   + "), so 'no RL' does not hold, and no RL procedure is described.",
+                   run.keys("students") + [run.hparams_path(s) for s in run.hparams])
     evidence = [run.show(run.hparams_path(s)) for s in run.hparams] or run.config_files
     trained = ", ".join(run.names("students")) or "none"
     return Finding(True, evidence,
@@ -432,7 +520,8 @@ def check_rl_algorithm(run: RunRecord) -> Finding:
 def check_long_thought_workflow(run: RunRecord) -> Finding:
     names = run.names("datasets")
     if not names:
-        return _no(f"{run.config_path} defines no curated datasets: no long-thought workflow ran.")
+        return _no(f"{run.config_path} defines no curated datasets: no long-thought workflow ran.",
+                   run.keys("datasets"))
     tasks_cfg = run.cfg.get("tasks") or {}
     needed: list[Path] = []
     for d in names:
@@ -476,12 +565,15 @@ def _stage_order(run: RunRecord, student: str) -> tuple[str, str] | None:
 def check_training_pipeline(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
-        return _no("This run trains no student, so there is no training pipeline to state.")
+        return _no("This run trains no student, so there is no training pipeline to state.",
+                   run.keys("students"))
     found = {s: _stage_order(run, s) for s in students}
     gone = [s for s, v in found.items() if v is None]
     if gone:
         return _no("No stage order recorded (hparams.json 'stages' or train_log.parquet) for: "
-                   + ", ".join(run.show(run.path("models", s)) for s in gone) + ".")
+                   + ", ".join(run.show(run.path("models", s)) for s in gone) + ".",
+                   [p for s in gone for p in (run.hparams_path(s),
+                                              run.path("models", s, "train_log.parquet"))])
     return Finding(True, [v[1] for v in found.values() if v],
                    "SFT stages in order: " + "; ".join(f"{s}: {v[0]}" for s, v in found.items()
                                                       if v) + ".")
@@ -490,7 +582,8 @@ def check_training_pipeline(run: RunRecord) -> Finding:
 def check_compute(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
-        return _no("This run trains no student, so no training compute is recorded.")
+        return _no("This run trains no student, so no training compute is recorded.",
+                   run.keys("students"))
     miss = _missing([run.hparams_path(s) for s in students], run, "Training records")
     if miss:
         return miss
@@ -501,7 +594,11 @@ def check_compute(run: RunRecord) -> Finding:
             gone.append(s)
             continue
         evidence.append(run.show(run.hparams_path(s)))
-        text = ", ".join(f"{k}={v}" for k, v in hw[:6])
+        shown = [(k, v) for k, v in hw if not k.startswith("hardware")][:5]
+        text = ", ".join(f"{k}={v}" for k, v in shown)
+        machine = run.hparams[s].get("hardware")
+        if isinstance(machine, dict):  # what `longthought train` records: the float path
+            text += f"; {hardware_summary(machine)}"
         log = run.path("models", s, "train_log.parquet")
         if log.is_file():
             tl = _read_columns(log, "train_log", ["tokens", "tokens_per_s", "mem_mb"])
@@ -514,21 +611,24 @@ def check_compute(run: RunRecord) -> Finding:
     if gone:
         return _no("No hardware (device type/count) recorded in hparams.json for: "
                    + ", ".join(run.show(run.hparams_path(s)) for s in gone)
-                   + " (train_log.parquet alone gives throughput, not the hardware).")
+                   + " (train_log.parquet alone gives throughput, not the hardware).",
+                   [run.hparams_path(s) for s in gone])
     return Finding(True, evidence, "; ".join(parts) + ".")
 
 
 def check_hyperparameters(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
-        return _no("This run trains no student, so there are no training hyperparameters.")
+        return _no("This run trains no student, so there are no training hyperparameters.",
+                   run.keys("students"))
     miss = _missing([run.hparams_path(s) for s in students], run, "Hyperparameter records")
     if miss:
         return miss
     no_lr = [s for s in students if not _find_keys(run.hparams[s], LR_KEYS)]
     if no_lr:
         return _no("hparams.json records no learning rate for: "
-                   + ", ".join(run.show(run.hparams_path(s)) for s in no_lr) + ".")
+                   + ", ".join(run.show(run.hparams_path(s)) for s in no_lr) + ".",
+                   [run.hparams_path(s) for s in no_lr])
     parts = []
     for s in students:
         hp = run.hparams[s]
@@ -546,7 +646,8 @@ def check_ablations(run: RunRecord) -> Finding:
     return _no("One run evaluates one recipe (models: " + models + "); comparing a trained "
                "student with its untrained init is a baseline, not a per-component ablation. "
                "Ablations need runs that each remove one component (SFT stage 1, a curation "
-               "filter, decontamination) — config variants this run does not define.")
+               "filter, decontamination) — config variants this run does not define.",
+               run.keys("evaluation.models, students"))
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -555,7 +656,8 @@ def _evaluated(run: RunRecord) -> Finding | None:
     pairs = run.eval_pairs()
     if not pairs:
         return _no(f"{run.config_path} evaluates nothing ('evaluation.models' or "
-                   "'evaluation.benchmarks' is empty).")
+                   "'evaluation.benchmarks' is empty).",
+                   run.keys("evaluation.models, evaluation.benchmarks"))
     return _missing([run.generation_path(m, b) for m, b in pairs], run, "Generations")
 
 
@@ -580,7 +682,8 @@ def _why_benchmark(name: str, spec: dict) -> str | None:
 def check_benchmark_choice(run: RunRecord) -> Finding:
     benches = run.evaluation.get("benchmarks") or []
     if not benches:
-        return _no(f"{run.config_path} evaluates on no benchmark.")
+        return _no(f"{run.config_path} evaluates on no benchmark.",
+                   run.keys("evaluation.benchmarks"))
     specs = run.cfg.get("benchmarks") or {}
     why = {b: _why_benchmark(b, specs.get(b) or {}) for b in benches}
     unjustified = [b for b, w in why.items() if w is None]
@@ -588,7 +691,8 @@ def check_benchmark_choice(run: RunRecord) -> Finding:
         return _no("The run records which benchmarks it used (" + ", ".join(benches) + ") but "
                    "not why for " + ", ".join(unjustified) + ": neither a recognised public "
                    "benchmark (Hugging Face id or local copy of AIME, MATH500, GPQA, ...) nor a "
-                   f"'description' in {run.config_path}.")
+                   f"'description' in {run.config_path}.",
+                   run.keys(", ".join(f"benchmarks.{b}" for b in unjustified)))
     files = [run.path("benchmarks", f"{b}.parquet") for b in benches]
     return Finding(True, run.config_files + [run.show(p) for p in files if p.is_file()],
                    "; ".join(f"{b}: {w}" for b, w in why.items()) + ".")
@@ -610,7 +714,8 @@ def check_metric_definitions(run: RunRecord) -> Finding:
         return bad
     code = run.code("workflow", "longthought", "evaluate", "metrics.py")
     if not code.is_file():
-        return _no(f"The metric definitions ({run.show(code)}) are not in this checkout.")
+        return _no(f"The metric definitions ({run.show(code)}) are not in this checkout.",
+                   [f"{run.show(code)} (not found)"])
     ks = [int(k) for k in run.evaluation.get("k") or [1]]
     short = []
     for (m, b), g in run.generations.items():
@@ -618,7 +723,9 @@ def check_metric_definitions(run: RunRecord) -> Finding:
         if n < max(ks):
             short.append(f"{m}/{b} has {n} samples per problem")
     if short:
-        return _no(f"k up to {max(ks)} is configured but " + "; ".join(short) + ".")
+        return _no(f"k up to {max(ks)} is configured but " + "; ".join(short) + ".",
+                   run.keys("evaluation.k")
+                   + [run.generation_path(m, b) for m, b in run.generations])
     return Finding(True, [run.show(code), *run.config_files]
                    + [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
                    f"pass@k and maj@k for k in {ks}, computed by {run.show(code)} from "
@@ -650,9 +757,10 @@ def check_consistent_evaluation(run: RunRecord) -> Finding:
     bad = _evaluated(run)
     if bad:
         return bad
-    models = run.evaluation.get("models") or []
+    models = run.eval_models()
     if len(models) < 2:
-        return _no(f"Only one model is evaluated ({', '.join(models)}): no baseline to compare.")
+        return _no(f"Only one model is evaluated ({', '.join(models)}): no baseline to compare.",
+                   run.keys("evaluation.models"))
     diffs = []
     for b in run.evaluation.get("benchmarks") or []:
         conds = {m: _conditions(run.generations[(m, b)][run.generations[(m, b)]["budget"].isna()])
@@ -666,7 +774,8 @@ def check_consistent_evaluation(run: RunRecord) -> Finding:
                 diffs.append(f"{b}: {key} differs (" + ", ".join(f"{m} {v}" for m, v in
                                                                  vals.items()) + ")")
     if diffs:
-        return _no("Models are not evaluated under the same conditions: " + "; ".join(diffs) + ".")
+        return _no("Models are not evaluated under the same conditions: " + "; ".join(diffs) + ".",
+                   [run.generation_path(m, b) for m, b in run.eval_pairs()])
     g0 = next(iter(run.generations.values()))
     first = _conditions(g0[g0["budget"].isna()])
     return Finding(True, [run.show(run.generation_path(m, b)) for m, b in run.eval_pairs()],
@@ -688,70 +797,118 @@ def check_decoding_params(run: RunRecord) -> Finding:
 
 
 # --- open source --------------------------------------------------------------------------------
+# An item that asks for something *published* counts only with the URL of the release, stated
+# under `tti.releases` in config: files on this machine are ready to publish, not published.
+
+def _urls(run: RunRecord, key: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({name: URL} for each of `names` that has a release URL, [names without one]).
+
+    `tti.releases.<key>` is one URL for all of them, or a mapping name -> URL.
+    """
+    value = run.releases.get(key)
+    if isinstance(value, str):
+        return dict.fromkeys(names, value), []
+    value = value or {}
+    return ({n: value[n] for n in names if value.get(n)}, [n for n in names if not value.get(n)])
+
+
+def _release_key(run: RunRecord, key: str) -> list[str]:
+    return run.keys(f"tti.releases.{key}")
+
+
+def _published(run: RunRecord, key: str, names: list[str], kind: str,
+               local: dict[str, tuple[Path, list[Path]]], ready: str) -> Finding:
+    """Yes when every one of `names` has a release URL. `local` maps each name to (where the
+    run writes it, the files found there): they are named either way, found or not."""
+    looked = []
+    for where, found in local.values():
+        looked += [run.show(p) for p in found] or [f"{run.show(where)} (not found)"]
+    missing = [n for n, (_, found) in local.items() if not found]
+    urls, without = _urls(run, key, names)
+    if without:
+        state = (f"{ready} ({', '.join(looked)})" if not missing else
+                 f"{kind} {', '.join(missing)} not written by this run either")
+        return _no(f"No release URL for {kind} {', '.join(without)} (tti.releases.{key} in "
+                   f"config); {state}. A file on this machine is ready to publish, not "
+                   "published: set the URL once it is.",
+                   _release_key(run, key) + looked)
+    shown = dict.fromkeys(urls.values())
+    return Finding(True, [*shown, *looked],
+                   f"Published at {', '.join(shown)} (as stated in config tti.releases.{key}; "
+                   f"not fetched: the run is offline); this run's {kind}: {', '.join(names)}.")
+
 
 def check_post_training_data(run: RunRecord) -> Finding:
     names = run.names("datasets")
     if not names:
-        return _no("This run curates no SFT dataset, so there is none to release.")
-    evidence, gone = [], []
+        return _no("This run curates no SFT dataset, so there is none to release.",
+                   run.keys("datasets"))
+    local = {}
     for d in names:
-        for p in (run.dataset_path(d, ".hf"), run.dataset_path(d, ".parquet")):
-            if p.exists():
-                evidence.append(run.show(p))
-                break
-        else:
-            gone.append(run.show(run.dataset_path(d, ".hf")))
-    if gone:
-        return _no(f"SFT datasets not exported by this run: {', '.join(gone)}.")
-    return Finding(True, evidence, "Every SFT dataset is exported, ready to publish (a "
-                   "datasets-library export loads with load_from_disk and pushes to the Hub).")
+        local[d] = (run.dataset_path(d, ".hf"),
+                    [p for p in (run.dataset_path(d, ".hf"), run.dataset_path(d, ".parquet"))
+                     if p.exists()][:1])
+    return _published(run, "sft_data", names, "SFT dataset(s)", local,
+                      "the curated datasets are exported")
 
 
 def check_long_thought_data(run: RunRecord) -> Finding:
     tasks = run.names("tasks")
     if not tasks:
-        return _no("This run asks no teacher, so it has no synthetic long-thought data.")
-    miss = _missing([run.trace_path(t) for t in tasks], run, "Teacher traces")
-    if miss:
-        return miss
-    n = sum(len(run.traces[t]) for t in tasks)
-    return Finding(True, [run.show(run.trace_path(t)) for t in tasks],
-                   f"All {n} teacher outputs (request, response, tokens, cost) are kept in the "
-                   "traces, ready to publish; check the teacher's terms of use first (API "
-                   "providers may restrict publishing their outputs).")
+        return _no("This run asks no teacher, so it has no synthetic long-thought data.",
+                   run.keys("tasks"))
+    local = {t: (run.trace_path(t), [run.trace_path(t)] if run.trace_path(t).is_file() else [])
+             for t in tasks}
+    found = _published(run, "long_thought_data", tasks, "teacher traces of task(s)", local,
+                       "the teacher outputs (request, response, tokens, cost) are kept")
+    if found.yes:
+        found.note += (" Check the teacher's terms of use before publishing (API providers may "
+                       "restrict publishing their outputs).")
+    return found
 
 
 def check_model_weights(run: RunRecord) -> Finding:
     students = run.names("students")
     if not students:
-        return _no("This run trains no student, so it has no weights to release.")
-    evidence, gone = [], []
+        return _no("This run trains no student, so it has no weights to release.",
+                   run.keys("students"))
+    local = {}
     for s in students:
         d = run.path("models", s)
-        files = sorted({p for g in WEIGHT_GLOBS for p in d.glob(g)}) if d.is_dir() else []
-        if files:
-            evidence += [run.show(p) for p in files]
-        else:
-            gone.append(run.show(d))
-    if gone:
-        return _no(f"No saved weights (*.safetensors / pytorch_model*.bin) in: {', '.join(gone)}.")
-    return Finding(True, evidence, "Trained weights saved with save_pretrained, loadable with "
-                   "from_pretrained, ready to publish with their tokenizer and hparams.json.")
+        local[s] = (d, sorted({p for g in WEIGHT_GLOBS for p in d.glob(g)}) if d.is_dir() else [])
+    return _published(run, "weights", students, "trained student(s)", local,
+                      "the weights are saved with save_pretrained")
 
 
 def _code_finding(run: RunRecord, package: str, rule: str, what: str) -> Finding:
+    """The code counts as released when config names its public repository and the code that
+    ran is committed there: the package subpackage and its rule, at the checkout's commit."""
     pkg = run.code("workflow", "longthought", package)
-    modules = [p for p in sorted(pkg.glob("*.py")) if p.name not in ("__init__.py",)] \
+    parts = [pkg, run.code("rules", rule), run.code("Snakefile")]
+    found = [run.show(p) for p in parts if p.exists()]
+    modules = [p.name for p in sorted(pkg.glob("*.py")) if p.name not in ("__init__.py",
+                                                                         "commands.py")] \
         if pkg.is_dir() else []
-    real = [p for p in modules if p.name != "commands.py"]
-    if not real:
-        return _no(f"No {what} code found in this checkout ({run.show(pkg)} has no modules).")
-    evidence = [run.show(pkg)] + [run.show(p) for p in
-                                  (run.code("rules", rule), run.code("Snakefile")) if p.is_file()]
-    names = ", ".join(p.name for p in real)
-    return Finding(True, evidence,
-                   f"The {what} code of this pipeline ({names}) is in its repository, "
-                   "released with it.")
+    if not modules:
+        return _no(f"No {what} code in this checkout ({run.show(pkg)} has no modules).",
+                   [f"{run.show(pkg)} (no modules)"])
+    url = run.releases.get("code")
+    git = run.git
+    at = f" at commit {git['commit'][:12]}" if git.get("commit") else ""
+    if not url:
+        remote = f" (its git remote is {git['remote']})" if git.get("remote") else ""
+        return _no(f"The {what} code ({', '.join(modules)}) is in this checkout{at}, but a "
+                   "checkout is not a release: set tti.releases.code to the URL of the public "
+                   f"repository{remote} to claim it.",
+                   _release_key(run, "code") + found)
+    if git.get("dirty"):
+        return _no(f"The {what} code has uncommitted changes (git status of "
+                   f"{', '.join(CODE_PATHS)}), so the code that ran is not the code at {url}.",
+                   [url, *found])
+    return Finding(True, [url + at, *found],
+                   f"The {what} code ({', '.join(modules)} and rules/{rule}) is published in "
+                   f"{url} (tti.releases.code){at or ' (commit unknown: not a git checkout)'}; "
+                   "that the commit is pushed there is not checked (the run is offline).")
 
 
 def check_training_code(run: RunRecord) -> Finding:
@@ -765,19 +922,31 @@ def check_evaluation_code(run: RunRecord) -> Finding:
 def check_usage_guide(run: RunRecord) -> Finding:
     readme = run.code("README.md")
     if not readme.is_file():
-        return _no(f"No {run.show(readme)} in this checkout.")
+        return _no(f"No {run.show(readme)} in this checkout.", [f"{run.show(readme)} (not found)"])
     text = readme.read_text(encoding="utf-8", errors="replace")
     if not re.search(r"snakemake|longthought ", text, re.IGNORECASE):
-        return _no(f"{run.show(readme)} does not say how to run the pipeline.")
+        return _no(f"{run.show(readme)} does not say how to run the pipeline.",
+                   [run.show(readme)])
     keys = run.code("config", "README.md")
     evidence = [run.show(readme)] + ([run.show(keys)] if keys.is_file() else [])
-    return Finding(True, evidence, "The README says how to install and run the workflow"
+    url = run.releases.get("code")
+    if not url:
+        return _no(f"{run.show(readme)} walks through installing and running the workflow, but "
+                   "a guide to resources that are not released guides no one: it counts with "
+                   "the public repository's URL (tti.releases.code).",
+                   _release_key(run, "code") + evidence)
+    return Finding(True, [url, *evidence], f"Published with the code at {url}: the README says "
+                   "how to install and run the workflow"
                    + ("; config/README.md explains the config keys." if keys.is_file() else "."))
 
 
 def check_technical_paper(run: RunRecord) -> Finding:
-    return _no("A run writes a generated report (results/report/summary.md), not a technical "
-               "paper; this pipeline reproduces arXiv:2411.16489 but has no paper of its own.")
+    url = run.releases.get("paper")
+    if not url:
+        return _no("A run writes a generated report (results/report/summary.md), not a technical "
+                   "paper; set tti.releases.paper to the paper's URL if one describes this work.",
+                   _release_key(run, "paper"))
+    return Finding(True, [url], f"The paper describing this work: {url} (tti.releases.paper).")
 
 
 CHECKS: dict[str, Callable[[RunRecord], Finding]] = {
@@ -809,6 +978,28 @@ CHECKS: dict[str, Callable[[RunRecord], Finding]] = {
 }
 
 
+def require_checks(rubric: Rubric) -> None:
+    """Every rubric item needs a check here, and every check a rubric item: an item without one
+    would silently score no, and a check without an item would score nothing."""
+    unchecked = [i for i in rubric.item_ids if i not in CHECKS]
+    stale = sorted(set(CHECKS) - set(rubric.item_ids))
+    if unchecked or stale:
+        raise ValueError(
+            f"{rubric.path or 'rubric'}: the self-assessment (longthought.transparency."
+            "self_assess.CHECKS) does not match the rubric:"
+            + (f" item(s) {unchecked} have no check" if unchecked else "")
+            + (";" if unchecked and stale else "")
+            + (f" check(s) {stale} answer no rubric item" if stale else "")
+            + ". Add a check for each new item (or remove the item).")
+
+
+def load_self_rubric(path: str | os.PathLike[str] = DEFAULT_RUBRIC) -> Rubric:
+    """Load a rubric to score this pipeline with: valid, and a check for every item."""
+    rubric = load_rubric(path)
+    require_checks(rubric)
+    return rubric
+
+
 def _merge(base: dict, over: dict) -> dict:
     """Deep-merge `over` into `base` (mappings merge, anything else replaces), as Snakemake does
     with several --configfile overlays."""
@@ -835,25 +1026,28 @@ def load_config(paths: str | os.PathLike[str] | list[str]) -> dict:
 
 
 def assess_run(spec: dict, results_dir: str, config_path: str | list[str],
-               rubric: Rubric | None = None, repo_root: str | None = None) -> Card:
+               rubric: Rubric | None = None, repo_root: str | None = None,
+               config_shown: list[str] | None = None) -> Card:
     """Score the run recorded under `results_dir` on the TTI.
 
     `config_path` is the config file, or the list of files the run merged (default config first,
-    overlays after), as Snakemake merges several --configfile arguments.
+    overlays after), as Snakemake merges several --configfile arguments. `config_shown`: how
+    evidence names the config (default: `config_path`).
     """
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ValueError(f"--spec: unknown key(s) {unknown} (allowed: {sorted(SPEC_KEYS)})")
-    rubric = rubric or load_rubric(spec.get("rubric") or DEFAULT_RUBRIC)
+    rubric = rubric or load_self_rubric(spec.get("rubric") or DEFAULT_RUBRIC)
+    require_checks(rubric)
     paths = [str(p) for p in (config_path if isinstance(config_path, list) else [config_path])]
     if not paths:
         raise ValueError("--config: at least one config file is needed")
     run = RunRecord(load_config(paths), paths, results_dir,
-                    repo_root or spec.get("repo_root") or ".")
+                    repo_root or spec.get("repo_root") or ".", spec.get("releases"),
+                    config_shown)
     answers = {}
     for item in rubric.items:
-        check = CHECKS.get(item.id)
-        f = check(run) if check else _no("This pipeline has no automatic check for this item.")
+        f = CHECKS[item.id](run)
         answers[item.id] = Answer(item.id, f.yes, tuple(dict.fromkeys(f.evidence)), f.note, False)
     return Card(
         project=str(spec.get("project") or "longthought"),
@@ -862,15 +1056,16 @@ def assess_run(spec: dict, results_dir: str, config_path: str | list[str],
         url=str(spec.get("url") or ""),
         description=(f"This pipeline's own run, scored by `longthought tti self` from what it "
                      f"recorded under {run.show(run.results)}/ with {run.config_path}."),
-        source="longthought tti self",
+        source=SELF_SOURCE,
     )
 
 
 def assess_and_write(spec: dict, results_dir: str, config_path: str | list[str], out: str,
-                     rubric_path: str | None = None, repo_root: str | None = None) -> Card:
+                     rubric_path: str | None = None, repo_root: str | None = None,
+                     config_shown: list[str] | None = None) -> Card:
     """`longthought tti self`: assess the run and write its scorecard YAML to `out`."""
-    rubric = load_rubric(rubric_path or spec.get("rubric") or DEFAULT_RUBRIC)
-    card = assess_run(spec, results_dir, config_path, rubric, repo_root)
+    rubric = load_self_rubric(rubric_path or spec.get("rubric") or DEFAULT_RUBRIC)
+    card = assess_run(spec, results_dir, config_path, rubric, repo_root, config_shown)
     write_card(card, out, header=(
         "TTI self-assessment of this run, written by `longthought tti self`; every yes cites the\n"
         "file that proves it, every no says why. Regenerated on each run; do not edit."))
