@@ -17,7 +17,7 @@ def _setup_logging() -> None:
 def _teacher_sim(args: argparse.Namespace) -> int:
     from longthought.teacher.sim_server import serve
 
-    serve(args.host, args.port, args.port_file, args.spec)
+    serve(args.host, args.port, args.port_file, args.spec, args.store, args.parent_pid)
     return 0
 
 
@@ -74,6 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port-file", default=None, help="write the bound port here when ready")
     p.add_argument("--spec", type=spec_arg, default={},
                    help="JSON: the teacher's sim block plus fault settings")
+    p.add_argument("--store", default=None,
+                   help="Batch API: directory of its files and batches, kept across restarts "
+                        "(default: a temporary directory removed at exit)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="stop when this process (the one that started the sim) is gone")
     p.set_defaults(func=_teacher_sim)
 
     p = sub.add_parser("traces", help="collect (or import) a task's raw teacher traces")

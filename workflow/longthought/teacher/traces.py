@@ -34,7 +34,13 @@ from longthought.teacher.collect import ChatRequest, ChatResult, iter_results
 from longthought.teacher.endpoint import open_endpoint
 from longthought.teacher.local import LocalTransport
 from longthought.teacher.progress import Progress
-from longthought.teacher.records import Job, endpoint_id, plan_jobs, teacher_mode
+from longthought.teacher.records import (
+    Job,
+    endpoint_id,
+    escalation_levels,
+    plan_jobs,
+    teacher_mode,
+)
 from longthought.teacher.shards import ShardWriter, merge_shards, shard_keys
 from longthought.teacher.transport import Sink, Unavailable
 
@@ -107,7 +113,7 @@ def trace_row(task: str, teacher_name: str, prompt_name: str, stub: dict[str, An
         "answer": stub["answer"], "sample_index": stub["sample_index"],
         "request_key": r.key, "request": r.request, "response": r.response,
         "content": r.content, "reasoning_content": r.reasoning_content,
-        "finish_reason": r.finish_reason, "model": r.model,
+        "finish_reason": r.finish_reason, "max_tokens": r.max_tokens, "model": r.model,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "reasoning_tokens": r.reasoning_tokens, "latency_s": r.latency_s,
         "attempts": r.attempts, "cached": r.cached, "status": r.status, "error": r.error,
@@ -125,10 +131,11 @@ def trace_rows(task: str, teacher_name: str, prompt_name: str, stubs: list[dict[
 
 TRACE_COLUMNS = ["trace_id", "task", "teacher", "prompt", "problem_id", "problem", "answer",
                  "sample_index", "request_key", "request", "response", "content",
-                 "reasoning_content", "finish_reason", "model", "prompt_tokens",
+                 "reasoning_content", "finish_reason", "max_tokens", "model", "prompt_tokens",
                  "completion_tokens", "reasoning_tokens", "latency_s", "attempts", "cached",
                  "status", "error", "cost_usd"]
-_INTS = {"sample_index", "prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts"}
+_INTS = {"sample_index", "max_tokens", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+         "attempts"}
 _FLOATS = {"latency_s", "cost_usd"}
 # One arrow schema for every traces file, however it was written (in one piece or streamed in
 # row groups; online or by a local teacher), so the same table always has the same types.
@@ -206,9 +213,9 @@ def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, c
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
         return write_traces(rows, out)
-    with open_endpoint(teacher) as base_url:
+    with open_endpoint(teacher, cache_dir) as base_url:
         results = iter_results(teacher, requests, cache_dir, base_url, progress=progress,
-                               tag=task)
+                               tag=task, escalate=escalation_levels(teacher))
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
         return write_traces(rows, out)
