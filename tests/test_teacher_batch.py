@@ -228,15 +228,24 @@ def test_a_crash_between_creating_a_batch_and_recording_it(tmp_path):
     assert s["batch"]["files"] == 1 and s["batch"]["batches"] == 1 and s["served"] == 6
 
 
-def test_a_wait_cut_short_costs_nothing(tmp_path):
-    spec = teacher({"max_wait_s": 0.3})
+@pytest.mark.parametrize("wait", [0, 0.3])
+def test_a_wait_cut_short_costs_nothing(tmp_path, wait):
+    """max_wait_s: 0 submits and returns (collect on a later run); a longer one stops waiting
+    part way, as a wall-time kill would. Either way the next run re-attaches."""
+    from longthought.teacher.traces import pending_batches
+
+    spec = teacher({"max_wait_s": wait})
     with serve_in_thread({"batch": {**FAST_SIM, "in_progress_s": 2.0}}) as base:
         with pytest.raises(BatchesPending, match="re-attaches"):
-            run_requests(spec, problems(10), str(tmp_path), base, progress=False)
+            run_requests(spec, problems(10), str(tmp_path), base, progress=False, tag="late")
+        shown = "\n".join(pending_batches(str(tmp_path)))
+        assert "batches recorded and not stored yet (1" in shown and "late" in shown
+        assert stats(base)["batch"]["batches"] == 1
         results = run_requests(teacher(), problems(10), str(tmp_path), base, progress=False)
         s = stats(base)
     assert all(r.status == "ok" for r in results)
     assert s["batch"]["batches"] == 1 and s["served"] == 10 and s["duplicates"] == 0
+    assert pending_batches(str(tmp_path)) == []
 
 
 @pytest.fixture()
@@ -356,3 +365,48 @@ def test_batch_options_and_prices_are_checked():
         Pricing.from_spec({"input": 2, "batch_discount": 1.5})
     with pytest.raises(ValueError, match="not both"):
         Pricing.from_spec({"batch_discount": 0.5, "batch": {"input": 1}})
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # a zombie: exited, not reaped yet
+
+
+@pytest.mark.slow
+def test_the_traces_verb_killed_mid_batch_resumes_with_its_sim(tmp_path, pool):
+    """The workflow's path: `longthought traces` with a batch sim teacher (the sim is its child,
+    its Batch API store next to the cache) killed with SIGKILL while its batch runs: the sim
+    stops with it, and a re-run starts a new sim on the same store and re-attaches."""
+    online = CONFIG["teachers"]["sim-o1"]
+    spec = task_spec({**online, "mode": "batch", "batch": dict(FAST_POLL),
+                      "sim": {**online["sim"], "batch": {**FAST_SIM, "in_progress_s": 4.0}}})
+    cmd = [sys.executable, "-m", "longthought.cli", "traces", "--task", "t", "--spec",
+           json.dumps(spec), "--problems", pool, "--cache-dir", str(tmp_path / "cache"),
+           "--out", str(tmp_path / "traces.parquet"), "--quiet"]
+    state = state_dir_for(str(tmp_path / "cache"), endpoint_id(spec["teacher"], None))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    records: list = []
+    while time.monotonic() < deadline and not any(r.batch_id for r in records):
+        time.sleep(0.05)
+        records = Ledger(state / "batches").pending() if (state / "batches").is_dir() else []
+    children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                .read_text().split()]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert records and children
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_gone(c) for c in children):
+        time.sleep(0.1)
+    assert all(_gone(c) for c in children)  # the sim went with its collector
+    done = subprocess.run(cmd, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert b"re-attached to batch" in done.stderr
+    traces = read_table(tmp_path / "traces.parquet", "traces")
+    assert len(traces) == 48 and (traces["status"] == "ok").all()
+    with serve_in_thread({}, store=state / SIM_STORE) as base:  # what the provider saw
+        b = stats(base)["batch"]
+    assert b["batches"] == b["files"] == 1 and b["lines_completed"] == 48

@@ -69,7 +69,8 @@ class BatchOptions:
     poll_max_interval_s: float = 600.0
     max_retries: int = 2  # re-submissions of a failed or unanswered line
     retry_online: bool = False  # re-submit failed lines online instead of in a new batch
-    max_wait_s: float | None = None  # stop waiting (batches stay recorded) after this long
+    max_wait_s: float | None = None  # stop waiting (batches stay recorded) after this long;
+    # 0: submit, then return at once (collect on a later run)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any] | None, where: str) -> BatchOptions:
@@ -190,8 +191,11 @@ class BatchTransport:
             await client.close()
 
     async def _loop(self, client: AsyncOpenAI, st: _State, sink: Sink) -> None:
+        """Submit what fits, poll, store what finished; until nothing is left to wait for (or
+        `max_wait_s` has passed: then every running batch has been polled at least once)."""
         t0 = time.monotonic()
         delay = self.opts.poll_interval_s
+        polled = False
         while st.queue or st.active:
             await self._submit_ready(client, st, sink)
             if not st.active:
@@ -203,10 +207,12 @@ class BatchTransport:
                 st.queue.clear()
                 break
             waited = time.monotonic() - t0
-            if self.opts.max_wait_s is not None and waited >= self.opts.max_wait_s:
+            if polled and self.opts.max_wait_s is not None and waited >= self.opts.max_wait_s:
                 raise BatchesPending(self._pending_message(st, waited))
-            await asyncio.sleep(delay)
+            if polled:
+                await asyncio.sleep(delay)
             changed = await self._poll(client, st, sink)
+            polled = True
             delay = self.opts.poll_interval_s if changed else \
                 min(self.opts.poll_max_interval_s, delay * 1.5)
 

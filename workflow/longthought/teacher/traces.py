@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -321,4 +322,24 @@ def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
             with RequestCache(cache_dir) as cache:
                 for tag, n, tokens, usd in cache.summary_by_tag():
                     lines.append(f"{tag or '-':<28} {n:>9} {int(tokens):>12,} {usd:>10.4f}")
+        lines += pending_batches(cache_dir)
     return "\n".join(lines)
+
+
+def pending_batches(cache_dir: str) -> list[str]:
+    """Lines on the Batch API batches recorded and not stored yet (read from the records on
+    disk; no API call): what a re-run will re-attach to."""
+    from longthought.teacher.batch_ledger import Ledger
+    from longthought.teacher.collect import STATE_DIR
+
+    recs = [rec for d in sorted((Path(cache_dir) / STATE_DIR).glob("*/batches"))
+            for rec in Ledger(d).pending()]
+    if not recs:
+        return []
+    out = ["", f"batches recorded and not stored yet ({len(recs)}; a re-run re-attaches to "
+           "them):", f"{'task':<28} {'batch':<34} {'state':<10} {'requests':>8} submitted"]
+    for rec in recs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created))
+        out.append(f"{rec.tag or '-':<28} {rec.batch_id or rec.local_id:<34} {rec.state:<10} "
+                   f"{rec.n:>8} {when}")
+    return out
