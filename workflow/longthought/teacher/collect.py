@@ -205,6 +205,9 @@ async def acollect(teacher_spec: dict[str, Any], requests: Sequence[ChatRequest]
         writer.close()
     col.unwritten = writer.unwritten
     _log_summary(col, n_unique, n_hits, transport, budget, time.monotonic() - t0, prefix)
+    if escalate and sink.truncated:
+        log.info("%s%d repl(y/ies) still cut off at the longest limit they were asked at "
+                 "(escalate_max_tokens %s)", prefix, len(sink.truncated), list(escalate))
     return col
 
 

@@ -12,6 +12,10 @@ from longthought.cli import spec_arg
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    # the SDK's HTTP client logs every request at INFO: a line per request (or batch poll)
+    # would bury the collector's own summary in a job's log
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _teacher_sim(args: argparse.Namespace) -> int:

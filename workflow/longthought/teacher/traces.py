@@ -180,8 +180,8 @@ def _task_setup(task: str, spec: dict[str, Any], problems_path: str
     prompt_name = spec.get("prompt_name") or task_cfg.get("prompt") or "prompt"
     log.info("task %s: %d problems x %d sample(s) = %d requests to teacher %s (%s)", task,
              len(problems), len(requests) // max(1, len(problems)), len(requests), teacher_name,
-             teacher.get("base_url") if teacher_mode(teacher) == "online"
-             else f"local: {teacher.get('model')}")
+             {"online": teacher.get("base_url"), "batch": f"Batch API at {teacher.get('base_url')}",
+              "local": f"local: {teacher.get('model')}"}[teacher_mode(teacher)])
     return stubs, requests, teacher, teacher_name, prompt_name
 
 
