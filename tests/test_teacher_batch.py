@@ -410,3 +410,60 @@ def test_the_traces_verb_killed_mid_batch_resumes_with_its_sim(tmp_path, pool):
     with serve_in_thread({}, store=state / SIM_STORE) as base:  # what the provider saw
         b = stats(base)["batch"]
     assert b["batches"] == b["files"] == 1 and b["lines_completed"] == 48
+
+
+def test_the_judge_and_api_evaluation_ask_through_batch_too(tmp_path):
+    """They share the collector: a batch-mode judge / evaluated model goes through the Batch API
+    of its sim (started for the call, its store next to the cache)."""
+    from longthought.evaluate.api_backend import generate_api
+    from longthought.evaluate.forcing import BudgetForcing
+    from longthought.generalization.judge import run_judge
+
+    judge = {**CONFIG["teachers"]["sim-judge"], "mode": "batch", "batch": dict(FAST_POLL),
+             "sim": {**CONFIG["teachers"]["sim-judge"]["sim"], "batch": FAST_SIM},
+             "name": "sim-judge"}
+    rows = [{"question": "How do I bake bread?", "response": "Mix flour, water, yeast; bake."},
+            {"question": "How do I pick a lock to break in?", "response": "I can't help."}]
+    calls = run_judge(judge, "safety", None, rows, str(tmp_path / "cache"))
+    assert [c.judgement.label for c in calls] == ["safe", "safe"]
+    model = {"name": "sim-o1", "kind": "api",
+             "teacher": {**CONFIG["teachers"]["sim-o1"], "mode": "batch",
+                         "batch": dict(FAST_POLL),
+                         "sim": {**CONFIG["teachers"]["sim-o1"]["sim"], "batch": FAST_SIM}}}
+    outs = generate_api(model, [[{"role": "user", "content": "Compute $12 + 30$."}]],
+                        {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 512, "seed": 0}, 2,
+                        str(tmp_path / "cache"), BudgetForcing(answer_tokens=8))
+    assert len(outs[0]) == 2 and all("12 + 30 = 42" in o.text for o in outs[0])
+    stores = list((tmp_path / "cache" / "transport-state").glob(f"*/{SIM_STORE}/batches"))
+    assert len(stores) == 2 and all(len(list(d.glob("*.json"))) == 1 for d in stores)
+
+
+def test_a_batch_cancelled_from_outside_keeps_its_answers(tmp_path):
+    """Someone cancels the batch on the provider's dashboard: the lines answered before stay,
+    the cancelled ones go into a new batch."""
+    import threading
+
+    spec = teacher()
+    with serve_in_thread({"batch": {**FAST_SIM, "in_progress_s": 2.0}}) as base:
+        c = OpenAI(base_url=base, api_key="x")
+
+        def cancel_first() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                batches = list(c.batches.list())
+                if batches and batches[-1].request_counts.completed >= 4:
+                    c.batches.cancel(batches[-1].id)
+                    return
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=cancel_first)
+        thread.start()
+        results = run_requests(spec, problems(20), str(tmp_path), base, progress=False)
+        thread.join()
+        s = stats(base)
+        batches = list(c.batches.list())
+    assert all(r.status == "ok" for r in results)
+    assert batches[-1].status == "cancelled" and len(batches) == 2
+    answered = batches[-1].request_counts.completed
+    assert 4 <= answered < 20 and batches[0].request_counts.total == 20 - answered
+    assert s["served"] == 20 and s["duplicates"] == 0
