@@ -467,3 +467,32 @@ def test_a_batch_cancelled_from_outside_keeps_its_answers(tmp_path):
     answered = batches[-1].request_counts.completed
     assert 4 <= answered < 20 and batches[0].request_counts.total == 20 - answered
     assert s["served"] == 20 and s["duplicates"] == 0
+
+
+def test_submit_tonight_collect_tomorrow_through_the_traces_verb(tmp_path, pool):
+    """max_wait_s: 0: `longthought traces` submits, says which batches run and exits 75
+    (try again later) without a table; the next run re-attaches and writes it."""
+    online = CONFIG["teachers"]["sim-o1"]
+    sim = {**online["sim"], "batch": FAST_SIM}
+    spec = task_spec({**online, "mode": "batch", "batch": {**FAST_POLL, "max_wait_s": 0},
+                      "sim": sim})
+    out = tmp_path / "traces.parquet"
+
+    def traces(s: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "longthought.cli", "traces", "--task", "t", "--spec",
+             json.dumps(s), "--problems", pool, "--cache-dir", str(tmp_path / "cache"),
+             "--out", str(out), "--quiet"], capture_output=True, timeout=120)
+
+    first = traces(spec)
+    assert first.returncode == 75 and not out.exists()
+    assert b"not written yet" in first.stderr and b"re-attaches" in first.stderr
+    assert b"Traceback" not in first.stderr
+    status = subprocess.run([sys.executable, "-m", "longthought.cli", "traces-status",
+                             "--cache-dir", str(tmp_path / "cache")], capture_output=True)
+    assert b"batches recorded and not stored yet (1" in status.stdout
+    spec["teacher"]["batch"]["max_wait_s"] = None
+    second = traces(spec)
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    assert b"re-attached to batch" in second.stderr
+    assert (read_table(out, "traces")["status"] == "ok").all()

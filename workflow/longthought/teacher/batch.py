@@ -239,6 +239,9 @@ class BatchTransport:
             if not any(k in st.jobs for k in keys):
                 others += 1
                 continue
+            if rec.file_id is None and not self.ledger.input_path(rec).exists():
+                self.ledger.done(rec, "not submitted: its input file is gone")
+                continue  # never uploaded: its requests simply go in a new file
             mine = {k: st.jobs[k] for k in keys if newest.get(k) == rec.local_id}
             for k, job in mine.items():
                 st.attempts[k] = rec.retries.get(k, 1)
@@ -498,7 +501,7 @@ class BatchTransport:
                                     self.prefix, batch.id, line.reason)
                         continue
                     seen.add(key)
-                    job = act.jobs.get(key) if key in st.jobs else None
+                    job = st.jobs.get(key)  # (another record of this run may own it)
                     if job is None:
                         if line.body is not None:
                             if foreign is None:
@@ -507,8 +510,10 @@ class BatchTransport:
                                                 act.rec.tag)
                         continue
                     if line.body is None:
-                        self.lines_failed += 1
-                        self._retry_or_fail(st, sink, job, line.reason or "failed", line.retryable)
+                        if key in act.jobs:  # failed here; the owning record decides
+                            self.lines_failed += 1
+                            self._retry_or_fail(st, sink, job, line.reason or "failed",
+                                                line.retryable)
                         continue
                     try:
                         parsed = parse_completion(line.body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from longthought.cli import spec_arg
 
@@ -25,12 +26,20 @@ def _teacher_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+EX_TEMPFAIL = 75  # batches still running: try again later (sysexits.h)
+
+
 def _traces(args: argparse.Namespace) -> int:
+    from longthought.teacher.batch import BatchesPending
     from longthought.teacher.traces import collect_traces
 
     _setup_logging()
-    collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
-                   progress=not args.quiet, shards=args.shards)
+    try:
+        collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
+                       progress=not args.quiet, shards=args.shards)
+    except BatchesPending as exc:
+        print(f"longthought traces: {args.task}: not written yet: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     return 0
 
 
