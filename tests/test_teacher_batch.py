@@ -496,3 +496,55 @@ def test_submit_tonight_collect_tomorrow_through_the_traces_verb(tmp_path, pool)
     assert second.returncode == 0, second.stderr.decode()[-2000:]
     assert b"re-attached to batch" in second.stderr
     assert (read_table(out, "traces")["status"] == "ok").all()
+
+
+def test_the_api_key_never_lands_in_a_file_or_an_error(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    sentinel = "sk-SENTINEL-batch-4b3a2918"
+    monkeypatch.setenv("LT_BATCH_KEY", sentinel)
+
+    async def echo(request: web.Request) -> web.Response:  # a 401 quoting the key it got
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return web.json_response({"error": {"message": f"Incorrect API key provided: {key}"}},
+                                 status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/files", echo)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        spec = teacher(base_url=base, api_key_env="LT_BATCH_KEY", sim=None)
+        spec.pop("sim")
+        results = run_requests(spec, problems(2), str(tmp_path / "refused"), base,
+                               progress=False)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert all(r.status == "failed" and "HTTP 401" in r.error for r in results)
+    assert all(sentinel not in r.error and "[REDACTED]" in r.error for r in results)
+    # a whole batch collection through the sim's Batch API, with the key in the environment
+    online = CONFIG["teachers"]["sim-o1"]
+    collect_traces("t", task_spec({**online, "mode": "batch", "api_key_env": "LT_BATCH_KEY",
+                                   "batch": dict(FAST_POLL),
+                                   "sim": {**online["sim"], "batch": FAST_SIM}}),
+                   pool_file(tmp_path), str(tmp_path / "cache"), str(tmp_path / "t.parquet"),
+                   progress=False)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" and "batches" in str(p) for p in files)
+    for p in files:
+        assert sentinel.encode() not in p.read_bytes(), p
+
+
+def pool_file(tmp_path: Path) -> str:
+    path = tmp_path / "small-pool.parquet"
+    write_table(pd.DataFrame(generate(["addition"], 4, 1, "train")), path, "problems")
+    return str(path)

@@ -231,7 +231,12 @@ class BatchTransport:
         """Wait on every recorded, unfinished batch that holds requests this run asks for."""
         assert self.ledger is not None
         others = 0
-        pending = [(rec, self.ledger.keys(rec)) for rec in self.ledger.pending()]
+        pending = []
+        for rec in self.ledger.pending():
+            if rec.file_id is None and not self.ledger.input_path(rec).exists():
+                self.ledger.done(rec, "not submitted: its input file is gone")
+                continue  # never uploaded: its requests simply go in a new file
+            pending.append((rec, self.ledger.keys(rec)))
         newest: dict[str, str] = {}  # key -> the newest record holding it (a re-submission)
         for rec, keys in pending:
             newest.update((k, rec.local_id) for k in keys if k in st.jobs)
@@ -239,9 +244,6 @@ class BatchTransport:
             if not any(k in st.jobs for k in keys):
                 others += 1
                 continue
-            if rec.file_id is None and not self.ledger.input_path(rec).exists():
-                self.ledger.done(rec, "not submitted: its input file is gone")
-                continue  # never uploaded: its requests simply go in a new file
             mine = {k: st.jobs[k] for k in keys if newest.get(k) == rec.local_id}
             for k, job in mine.items():
                 st.attempts[k] = rec.retries.get(k, 1)
