@@ -148,6 +148,16 @@ def test_files_are_split_by_requests_bytes_and_enqueued_tokens(tmp_path, caplog)
         caplog.text
 
 
+def test_a_file_holds_one_model(tmp_path):
+    reqs = [ChatRequest(r.messages, model=m) for r in problems(6) for m in ("sim-o1", "sim-mini")]
+    with serve_in_thread({"batch": FAST_SIM}) as base:
+        results = run_requests(teacher(), reqs, str(tmp_path), base, progress=False)
+        models = sorted(b.model for b in OpenAI(base_url=base, api_key="x").batches.list())
+    assert all(r.status == "ok" for r in results) and {r.model for r in results} == {
+        "sim-o1", "sim-mini"}
+    assert sorted(models) == ["sim-mini", "sim-o1"]  # one file per model, none refused
+
+
 def test_budget_is_checked_against_whole_files(tmp_path):
     # worst case per request at batch prices ~ $0.00052 (a reply costs ~ $0.00014): a file of
     # 10 would pass the $0.004 cap, so files go out only as large as what still fits

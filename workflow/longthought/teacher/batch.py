@@ -275,27 +275,36 @@ class BatchTransport:
                 return
 
     def _fill(self, st: _State, sink: Sink) -> tuple[list[Job], list[bytes], bool]:
-        """The next file: requests in queue order within the file limits, the enqueued-token
-        room and the budget. Returns (jobs, their lines, whether the budget made it stop)."""
+        """The next file: the first queued request's model (a batch file holds one), in queue
+        order, within the file limits, the enqueued-token room and the budget. Returns (jobs,
+        their lines, whether the budget made it stop)."""
         opts = self.opts
+        model = str(st.queue[0].body.get("model"))
         room = None
         caps = [c for c in (opts.max_enqueued_tokens, st.learned_cap) if c is not None]
-        if caps:
-            room = min(caps) - sum(a.rec.tokens for a in st.active.values())
+        if caps:  # the limit is per model
+            room = min(caps) - sum(a.rec.tokens for a in st.active.values()
+                                   if a.rec.model == model)
         part: list[Job] = []
         lines: list[bytes] = []
+        others: list[Job] = []  # other models' requests passed over, in order
         size = tokens = 0
+        wait = False
         while st.queue and len(part) < opts.max_requests_per_batch:
-            job = st.queue[0]
+            job = st.queue.popleft()
+            if str(job.body.get("model")) != model:
+                others.append(job)
+                continue
             line = encode_line(job.key, job.body)
-            if part and size + len(line) > opts.max_bytes_per_file:
-                break
-            if room is not None and tokens + job.prompt_est > room and (part or st.active):
+            if (part and size + len(line) > opts.max_bytes_per_file) or (
+                    room is not None and tokens + job.prompt_est > room and (part or st.active)):
+                st.queue.appendleft(job)
                 break
             verdict = sink.budget.try_reserve(job)
             if verdict == "wait":
-                return part, lines, True
-            st.queue.popleft()
+                st.queue.appendleft(job)
+                wait = True
+                break
             if verdict == "stop":
                 st.jobs.pop(job.key, None)
                 sink.skipped(job)
@@ -304,7 +313,8 @@ class BatchTransport:
             lines.append(line)
             size += len(line)
             tokens += job.prompt_est
-        return part, lines, False
+        st.queue.extendleft(reversed(others))
+        return part, lines, wait
 
     async def _submit(self, client: AsyncOpenAI, st: _State, sink: Sink, part: list[Job],
                       lines: list[bytes]) -> None:
@@ -448,7 +458,8 @@ class BatchTransport:
         if any(e.code == "token_limit_exceeded" for e in errors):
             self.refused += 1
             st.refusals += 1
-            others = sum(a.rec.tokens for a in st.active.values() if a is not act)
+            others = sum(a.rec.tokens for a in st.active.values()
+                         if a is not act and a.rec.model == act.rec.model)
             if others == 0 and act.rec.n == 1:  # one request alone is over the limit
                 self._close(st, sink, act, "failed: token_limit_exceeded", "", retry=False)
                 for key, job in act.jobs.items():
