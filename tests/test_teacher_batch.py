@@ -36,9 +36,9 @@ from longthought.teacher.traces import collect_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-FAST_SIM = {"validating_s": 0.05, "in_progress_s": 0.3, "finalizing_s": 0.05}
+FAST_SIM = {"validating_s": 0.02, "in_progress_s": 0.15, "finalizing_s": 0.02}
 FAST_LIMITS = {"timeout_s": 10, "max_retries": 4, "backoff_base_s": 0.02, "backoff_max_s": 0.1}
-FAST_POLL = {"poll_interval_s": 0.05, "poll_max_interval_s": 0.2}
+FAST_POLL = {"poll_interval_s": 0.03, "poll_max_interval_s": 0.1}
 PRICES = {"input": 1.0, "output": 2.0, "reasoning": 2.0, "batch_discount": 0.5}
 
 
@@ -479,6 +479,7 @@ def test_a_batch_cancelled_from_outside_keeps_its_answers(tmp_path):
     assert s["served"] == 20 and s["duplicates"] == 0
 
 
+@pytest.mark.slow
 def test_submit_tonight_collect_tomorrow_through_the_traces_verb(tmp_path, pool):
     """max_wait_s: 0: `longthought traces` submits, says which batches run and exits 75
     (try again later) without a table; the next run re-attaches and writes it."""
