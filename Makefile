@@ -29,7 +29,7 @@ else
 PIP_INSTALL = $(BIN)/pip install -q
 endif
 
-.PHONY: install demo test test-slurm test-fast lint format bench clean slurm-up slurm-down
+.PHONY: install demo test test-slurm test-fast browser-deps lint format bench clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "longthought needs Python >= 3.11"'
@@ -51,16 +51,29 @@ demo: install
 	@echo
 	@echo "Report:   $(CURDIR)/results/report/summary.md"
 	@echo "Database: $(CURDIR)/results/results.duckdb"
+	@echo "Browser:  $(CURDIR)/results/report/browser.html"
+	@echo "HTML report of the run: $(BIN)/snakemake --report results/report.html"
+
+## browser-deps: Debian's chromium and chromium-driver for the run browser's test
+## (tests/test_browser_chromium.py drives them with selenium). Installed when missing and when
+## running as root with apt-get (as CI does); elsewhere that test skips, or fails when CI=true.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null; \
+	else echo "chromium/chromedriver missing and not installable here (root + apt-get needed)"; fi
 
 ## make test: unit, integration and end-to-end tests (the SLURM test needs root; required in CI)
-test: install
+test: install browser-deps
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 ## make test-slurm: only the SLURM integration test (starts/stops a local cluster; needs root)
 test-slurm: install
 	$(BIN)/pytest -q -ra -s -m slurm $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install browser-deps
 	$(BIN)/pytest -q -ra -m "not slow and not slurm" $(PYTEST_ARGS)
 
 lint: install
@@ -77,7 +90,9 @@ bench: install
 	$(BIN)/python benchmarks/bench_curate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_longctx.py
 	$(BIN)/python benchmarks/bench_student.py
+	$(BIN)/python benchmarks/bench_viewer.py
 	$(BIN)/python benchmarks/bench_demo.py
 
 slurm-up:

@@ -13,6 +13,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# `snakemake --report results/report.html`: this description, then the report() outputs
+report: "report/workflow.rst"
+
+
 # Every config mistake stops here, before any job: the schema (every key, at every depth) and the
 # checks it cannot see (names, k vs n, files, ...), each naming the key by its full path
 # (pools.arith.colour); printed without a traceback. Then Snakemake's own validate.

@@ -11,8 +11,9 @@ decontamination against AIME24 + MATH500, or same-sized synthetic sets without .
 The last line is a JSON object: rows, rows_per_s, peak_rss_mb (and peak_anon_mb, without the
 export's memory-mapped file pages), kept, rejected (for the 2-worker run), plus per-run figures
 (with the machine's load average: on a shared machine the 1 -> 2 worker speed-up is only as good
-as the idle cores), the speed-up, and the decontamination overhead (its own measured time as a
-share of the run, beside the noisier wall-clock difference).
+as the idle cores; and the CPU seconds of the process tree, which load barely moves), the
+speed-up, and the decontamination overhead (its own measured time as a share of the run, beside
+the noisier wall-clock difference).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", ROOT.parent / "shared")) / "data" / "benchmarks"
 
 
 def _spec(decontaminate: bool) -> dict:
@@ -122,6 +123,9 @@ def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
             "out": str(workdir / f"{tag}.parquet"), "rejected": str(workdir / f"{tag}.rej.parquet"),
             "funnel": str(workdir / f"{tag}.fun.parquet"),
             "export_dir": str(workdir / f"{tag}.hf"), "workers": workers}
+    import resource
+
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(args)],
                             stdout=subprocess.PIPE, text=True)
@@ -132,6 +136,8 @@ def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
     stop.set()
     sampler.join()
     wall = time.monotonic() - start
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and its workers, reaped
+    cpu = sum(getattr(usage1, f) - getattr(usage0, f) for f in ("ru_utime", "ru_stime"))
     if proc.returncode != 0:
         raise SystemExit(f"curate run {tag} failed with exit code {proc.returncode}")
     print(out.strip())
@@ -139,6 +145,10 @@ def _run(traces: str, benches: list[str], workers: int, decontaminate: bool,
     return {"run": tag, "workers": workers, "decontaminate": decontaminate,
             "seconds": round(wall, 2), "seconds_curate": summary["seconds"],
             "seconds_analyse": summary["seconds_analyse"],
+            "seconds_write": summary["seconds_write"],
+            # CPU seconds of the whole process tree: unlike wall time, barely moved by other
+            # jobs on a shared machine
+            "cpu_seconds": round(cpu, 1),
             "seconds_decontaminate": summary["seconds_decontaminate"],
             "load_average": round(os.getloadavg()[0], 2),
             "rows_per_s": round(summary["rows"] / wall, 1),

@@ -1,13 +1,25 @@
 # Config accessors, wildcard constraints and path helpers (the config checks, names included,
 # run before this file: longthought.configcheck, called from the Snakefile).
-# Rules only wire files and params; every config slice a rule depends on reaches it via
-# `params:` (as JSON), so a changed knob re-runs exactly the rules it reaches.
+# Rules only wire files and params. How a changed knob reaches exactly the jobs it should:
+#
+#   - `job_params(kind, spec)`: a rule's config slice goes to its verb as a small job file
+#     (`--spec {params.spec}`); only the slice's *content* is a param Snakemake compares, so an
+#     operational setting (limits, budgets, workers, resources...) reaches the job and re-runs
+#     nothing. `operational(value)` passes any other operational value (e.g. the cache dir).
+#   - `content_input(paths)` + `content_digests(paths)`: an input consumed by its content.
+#     The producing rule is a `checkpoint` whose verb records a digest beside its output
+#     (longthought.digest); the consumer takes the file as `ancient()` and the digest as a
+#     param, so it re-runs when the content changed, not whenever the producer re-ran.
+#   - `resources_from(blocks, wildcard)`: per-wildcard resources that fall back to the profile.
 
 import glob
 import json
 import os
 import re
 import shlex
+
+from longthought import digest as _digest
+from longthought import jobspec as _jobspec
 
 
 def _names(section):
@@ -80,7 +92,90 @@ def model_input(name):
 
 def as_json(obj):
     """Canonical JSON of a config slice: stable key order, so params compare equal across runs."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return _jobspec.canonical_json(obj)
+
+
+# --- job files, content params and content-addressed inputs --------------------------------------
+
+JOBS_DIR = "results/jobs"
+
+
+def _job_name(wildcards):
+    """A job's name under results/jobs/<kind>/: its wildcard values, or `all`."""
+    return os.path.join(*[str(v) for v in wildcards]) if len(wildcards) else "all"
+
+
+def job_params(kind, spec):
+    """`params` for a job whose verb reads its config slice from a job file. Unpack them with
+    `params: **job_params("curate", lambda w: ...)` and pass `--spec {params.spec}`.
+
+    - `content`: the slice without the operational keys of `kind` (longthought.jobspec:
+      OPERATIONAL) as canonical JSON. Snakemake compares it: a changed content knob re-runs.
+    - `spec`: the path of the job file holding the whole slice, written here (content-addressed
+      under results/jobs/<kind>/, so a concurrent dry run never rewrites it). Its function takes
+      `output`, which makes Snakemake count it as derived from the output and leave it out of
+      the params trigger: an operational change reaches the job and re-runs nothing.
+
+    `spec(wildcards)` returns the slice (any JSON-able object).
+    """
+
+    def content(wildcards):
+        return as_json(_jobspec.content(kind, spec(wildcards)))
+
+    def job_file(wildcards, output):
+        return _jobspec.write_job_file(
+            JOBS_DIR, kind, _job_name(wildcards), spec(wildcards)
+        )
+
+    return {"content": content, "spec": job_file}
+
+
+def operational(value):
+    """A param that reaches the job but never re-runs it (e.g. `cache=operational(cache_dir)`):
+    its function takes `output`, so Snakemake counts it as derived and does not compare it.
+    `value` is a constant or a function of the wildcards."""
+
+    def get(wildcards, output):
+        return value(wildcards) if callable(value) else value
+
+    return get
+
+
+def config_params():
+    """`params` for a job that reads the whole resolved config (`--config {params.config_file}`):
+    `config_content` (compared: the config without its operational keys, see
+    longthought.jobspec OPERATIONAL["config"]) and `config_file` (the job file, not compared).
+    """
+    return {
+        "config_content": lambda w: as_json(_jobspec.content("config", config)),
+        "config_file": operational(
+            lambda w: _jobspec.write_job_file(JOBS_DIR, "config", "resolved", config)
+        ),
+    }
+
+
+def content_input(paths):
+    """Input files consumed by their content: `ancient()`, so a re-run upstream job that wrote
+    the same content (its output touched) does not make this job re-run. Pair it with
+    `content_digests(paths)` in `params`, and make the producing rule a `checkpoint` whose verb
+    writes the digest (longthought.digest.write_digest): Snakemake then re-evaluates this job
+    once the producer has finished, and runs it only if a digest changed.
+    `paths` is a function of the wildcards (or a list)."""
+
+    def files(wildcards):
+        return [ancient(p) for p in (paths(wildcards) if callable(paths) else paths)]
+
+    return files
+
+
+def content_digests(paths):
+    """The param of `content_input`: {path: recorded content digest} of those files."""
+
+    def digests(wildcards):
+        files = paths(wildcards) if callable(paths) else paths
+        return as_json({p: _digest.recorded_digest(p) for p in files})
+
+    return digests
 
 
 def _alternatives(names):
@@ -114,9 +209,11 @@ wildcard_constraints:
 
 
 def task_spec(task):
+    """A task's job spec for `longthought traces` (the whole teacher block: its limits, pricing
+    and budget are operational, see longthought.jobspec; `round` is `traces_round`)."""
     spec = config["tasks"][task]
     if "import" in spec:
-        return {"task": spec}
+        return {"task": spec, "round": traces_round(task)}
     teacher = config["teachers"][spec["teacher"]]
     return {
         "task": spec,
@@ -124,6 +221,7 @@ def task_spec(task):
         "teacher": {k: v for k, v in teacher.items() if k != "resources"},
         "prompt_name": spec["prompt"],
         "prompt": config["prompts"][spec["prompt"]],
+        "round": traces_round(task),
     }
 
 
@@ -163,13 +261,34 @@ def teacher_resources():
         {
             t: config["teachers"][config["tasks"][t]["teacher"]].get("resources")
             for t in LOCAL_TASKS
-        }
+        },
+        "task",
     )
+
+
+def traces_round(task):
+    """Which collection round the traces of `task` are due for: 0 before the first, the recorded
+    round once complete, one more while the table is partial (failed or budget-skipped rows).
+
+    A param: a partial table makes the next run re-run `traces`, which asks only for the missing
+    rows (the rest come from the request cache). The value converges: the job records the round
+    it ran as, so a completed table asks for nothing more.
+    """
+    record = _digest.read_record(f"results/traces/{task}.parquet") or {}
+    done = int(record.get("round") or 0)
+    return done + 1 if record.get("partial") else done
 
 
 def task_problems(wildcards):
     spec = config["tasks"][wildcards.task]
     return [] if "import" in spec else [f"results/problems/{spec['pool']}.parquet"]
+
+
+def dataset_traces(wildcards):
+    return [
+        f"results/traces/{t}.parquet"
+        for t in config["datasets"][wildcards.dataset]["tasks"]
+    ]
 
 
 def decontam_benchmarks(dataset):
@@ -179,6 +298,11 @@ def decontam_benchmarks(dataset):
     if benches == "all":
         benches = config["evaluation"]["benchmarks"]
     return [f"results/benchmarks/{b}.parquet" for b in benches or []]
+
+
+def curate_inputs(wildcards):
+    """Every table curation reads by content: its traces and the decontamination benchmarks."""
+    return dataset_traces(wildcards) + decontam_benchmarks(wildcards.dataset)
 
 
 def student_datasets(student):
@@ -202,34 +326,44 @@ def tokenizer_traces(student):
     return [f"results/traces/{t}.parquet" for t in tasks]
 
 
-def resources_from(blocks):
-    """Snakemake `resources` from config `resources:` blocks, one per wildcard value.
+# Resources whose value Snakemake converts to a size or a duration: it refuses None for them.
+_SIZED_RESOURCES = (
+    "mem",
+    "mem_mb",
+    "mem_mib",
+    "disk",
+    "disk_mb",
+    "disk_mib",
+    "runtime",
+)
 
-    `blocks` maps a wildcard value (e.g. a student name) to its block; the result maps each
-    resource key set anywhere to a callable picking that wildcard's value. Unset keys are left
-    out, so the profile's defaults apply. Changing resources never re-runs a job.
+
+def _profile_default(key, wildcards, aux):
+    """The profile's `default-resources` value of `key` for this job (None if it sets none)."""
+    defaults = workflow.resource_settings.default_resources
+    if defaults is None or key not in list(defaults):
+        return 0 if key in _SIZED_RESOURCES else None
+    return defaults[key].evaluate(wildcards, **aux).value
+
+
+def resources_from(blocks, wildcard=None):
+    """Snakemake `resources` from config `resources:` blocks, one per value of `wildcard`.
+
+    `blocks` maps a wildcard value (e.g. a student name) to its block, or has one entry when
+    the rule has no such wildcard. Each resource key set in some block gets a function that
+    picks this job's value; where this job's block leaves the key unset (or null), the
+    profile's `default-resources` value applies (e.g. `runtime: 60`, `mem_mb: 4000`), and a key
+    the profile does not set stays unset. Changing resources never re-runs a job.
     """
     keys = sorted(
         {k for b in blocks.values() for k, v in (b or {}).items() if v is not None}
     )
 
     def pick(key):
-        def value(wildcards, attempt=1):
-            name = (
-                next(iter(wildcards.values()))
-                if len(blocks) > 1
-                else next(iter(blocks))
-            )
+        def value(wildcards, **aux):
+            name = getattr(wildcards, wildcard) if wildcard else next(iter(blocks))
             v = (blocks.get(name) or {}).get(key)
-            return (
-                v
-                if v is not None
-                else (
-                    ""
-                    if key.startswith("slurm") or key in ("gpu_model", "constraint")
-                    else 0
-                )
-            )
+            return v if v is not None else _profile_default(key, wildcards, aux)
 
         return value
 
@@ -238,7 +372,7 @@ def resources_from(blocks):
 
 def student_resources():
     return resources_from(
-        {s: spec.get("resources") for s, spec in config["students"].items()}
+        {s: spec.get("resources") for s, spec in config["students"].items()}, "student"
     )
 
 
@@ -246,15 +380,28 @@ def eval_resources():
     return resources_from({"evaluation": config["evaluation"].get("resources")})
 
 
-def eval_spec(model):
+def runs_budgets(model):
+    """Budget forcing: local models only, and only those in evaluation.budget_models if set."""
+    chosen = config["evaluation"].get("budget_models")
+    return not is_api_model(model) and (chosen is None or model in chosen)
+
+
+def eval_spec(model, bench):
+    """The job spec of `longthought generate` (batch size, checker workers and an API model's
+    limits/pricing/budget are operational, see longthought.jobspec)."""
     ev = config["evaluation"]
+    bench_spec = config["benchmarks"].get(bench) or {}
     return {
         "model": model_spec(model),
+        "benchmark": bench,
         "sampling": ev["sampling"],
-        "budgets": ev.get("budgets", []) if not is_api_model(model) else [],
+        "budgets": ev.get("budgets", []) if runs_budgets(model) else [],
         "batch_size": ev.get("batch_size", 32),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
+        "answer_extraction": bench_spec.get(
+            "answer_extraction", ev.get("answer_extraction", "full")
+        ),
         **(
             {"budget_forcing": ev["budget_forcing"]} if ev.get("budget_forcing") else {}
         ),
@@ -271,6 +418,7 @@ def get_final_outputs():
     return [
         "results/results.duckdb",
         "results/report/summary.md",
+        "results/config.yaml",
     ]
 
 
@@ -297,33 +445,23 @@ def generalization_human_files():
     return [s["human_scores"] for s in sets.values() if s.get("human_scores")]
 
 
-def generalize_generate_args(model):
-    """`--set S --spec JSON --responses F` for every set: one job runs a model on all sets.
-
-    Quoted here (not with {:q}) because the triples repeat; the specs are params, so editing one
-    set's config re-runs this model's job. API models also get the request cache.
-    """
-    args = []
-    for gset in generalization_sets():
-        args += ["--set", gset, "--spec", as_json(generate_spec(model, gset))]
-        args += [
-            "--responses",
-            f"results/generalization/{model}/{gset}.responses.parquet",
-        ]
-    if is_api_model(model):
-        args += ["--cache-dir", config["cache_dir"]]
-    return " ".join(shlex.quote(a) for a in args)
+def api_cache_arg(model):
+    """`--cache-dir DIR` for an API model's job; nothing for a local model's (a GPU job never
+    opens the shared request cache)."""
+    return (
+        f"--cache-dir {shlex.quote(config['cache_dir'])}" if is_api_model(model) else ""
+    )
 
 
-def generalize_judge_args(model):
-    """`--set S --spec JSON --responses F --out F --items F` for every set of one model."""
-    args = []
-    for gset in generalization_sets():
-        base = f"results/generalization/{model}/{gset}"
-        args += ["--set", gset, "--spec", as_json(judge_spec(model, gset))]
-        args += ["--responses", f"{base}.responses.parquet"]
-        args += ["--out", f"{base}.parquet", "--items", f"{base}.items.parquet"]
-    return " ".join(shlex.quote(a) for a in args)
+def generate_specs(model):
+    """The job spec of `longthought generalize-generate`: {set name: what the model's answers
+    to that set depend on}."""
+    return {gset: generate_spec(model, gset) for gset in generalization_sets()}
+
+
+def judge_specs(model):
+    """The job spec of `longthought generalize-judge`: {set name: what judging depends on}."""
+    return {gset: judge_spec(model, gset) for gset in generalization_sets()}
 
 
 def generate_spec(model, gset):
@@ -374,9 +512,83 @@ def trace_outputs():
     return [f"results/traces/{t}.parquet" for t in config["tasks"]]
 
 
+def pool_outputs():
+    """The problem pools the tasks ask about (the report shows each problem with its traces)."""
+    pools = sorted({s["pool"] for s in config["tasks"].values() if "import" not in s})
+    return [f"results/problems/{p}.parquet" for p in pools]
+
+
+def benchmark_outputs():
+    return [
+        f"results/benchmarks/{b}.parquet" for b in config["evaluation"]["benchmarks"]
+    ]
+
+
+def dataset_outputs(suffix=""):
+    """Curated datasets; suffix ".rejected" for their rejected rows."""
+    return [f"results/datasets/{d}{suffix}.parquet" for d in config["datasets"]]
+
+
+def generalization_item_outputs():
+    return [
+        p.removesuffix(".parquet") + ".items.parquet" for p in generalization_outputs()
+    ]
+
+
 def student_spec(student):
-    """A student's config without `resources`: placement never re-runs training."""
-    return {k: v for k, v in config["students"][student].items() if k != "resources"}
+    """A student's config without `resources` (placement) and its generation `backend`; the job
+    spec of `longthought train` (`checkpoint_every` is operational, see longthought.jobspec).
+    """
+    return {
+        k: v
+        for k, v in config["students"][student].items()
+        if k not in ("resources", "backend")
+    }
+
+
+def init_spec(student):
+    """What builds the untrained student: the base model and the tiny model's sizes. Training
+    knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
+    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational."""
+    spec = config["students"][student]
+    return {
+        k: spec[k]
+        for k in ("base_model", "tiny", "revision", "snapshot_dir")
+        if k in spec
+    }
+
+
+def report_spec():
+    """The job spec of `longthought report`. Its `inputs` are the rule's own input files (the
+    job file carries the long lists; `inputs` is operational, since Snakemake already re-runs
+    the report when its input files change)."""
+    return {
+        "k": config["evaluation"].get("k", [1]),
+        "report": config.get("report") or {},
+        "pair": (config.get("generalization") or {}).get("models", []),
+        "tasks": config["tasks"],
+        "teachers": sorted(config["teachers"]),
+        "students": sorted(config["students"]),
+        "inputs": {
+            "generations": generation_outputs(),
+            "funnels": funnel_outputs(),
+            "models": student_outputs(),
+            "generalization": generalization_outputs(),
+            "items": generalization_item_outputs(),
+            "problems": pool_outputs(),
+            "benchmarks": benchmark_outputs(),
+            "traces": trace_outputs(),
+            "datasets": dataset_outputs(),
+            "rejected": dataset_outputs(".rejected"),
+            "tti_cards": ["results/tti/longthought.yaml", *tti_cards()],
+            "rubric": "config/tti/rubric.yaml",
+        },
+    }
+
+
+def tti_cards():
+    """The published projects' TTI scorecards the leaderboard compares this run with."""
+    return sorted(glob.glob("config/tti/projects/*.yaml"))
 
 
 def fail_once(rule_name):

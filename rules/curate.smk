@@ -1,14 +1,14 @@
 # Traces -> verified, filtered, deduplicated, decontaminated SFT dataset. Every removed row goes to
 # the rejected table with the filter's name and reason; the funnel counts each filter.
+# A checkpoint reading its inputs by content: a re-collection that wrote the same traces does not
+# re-curate, and a curation that kept the same rows (e.g. against a new benchmark no training
+# row overlaps) does not retrain.
 
 
-rule curate:
+checkpoint curate:
     input:
-        traces=lambda w: [
-            f"results/traces/{t}.parquet"
-            for t in config["datasets"][w.dataset]["tasks"]
-        ],
-        benchmarks=lambda w: decontam_benchmarks(w.dataset),
+        traces=content_input(dataset_traces),
+        benchmarks=content_input(lambda w: decontam_benchmarks(w.dataset)),
     output:
         data="results/datasets/{dataset}.parquet",
         rejected="results/datasets/{dataset}.rejected.parquet",
@@ -22,9 +22,10 @@ rule curate:
         "../envs/longthought.yaml"
     threads: 2
     params:
-        spec=lambda w: as_json(config["datasets"][w.dataset]),
+        **job_params("curate", lambda w: config["datasets"][w.dataset]),
+        inputs=content_digests(curate_inputs),
     shell:
-        "longthought curate --dataset {wildcards.dataset} --spec {params.spec:q}"
+        "longthought curate --dataset {wildcards.dataset} --spec {params.spec}"
         " --traces {input.traces} --benchmarks {input.benchmarks} --workers {threads}"
         " --out {output.data} --rejected {output.rejected} --funnel {output.funnel}"
         " --export-dir {output.export} > {log} 2>&1"

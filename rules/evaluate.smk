@@ -1,11 +1,11 @@
 # Generate on a benchmark and score every sample with the same checker as curation.
-# Local models (students, hub models) run as GPU jobs; API models run where the workflow runs.
+# API models (teachers, closed models) run where the workflow runs, with no resources of their
+# own; local models (students, hub models) are GPU jobs with `evaluation.resources`.
 
 
-rule generate_local:
+rule generate_api:
     input:
-        model=lambda w: model_input(w.model),
-        bench="results/benchmarks/{bench}.parquet",
+        bench=content_input(lambda w: [f"results/benchmarks/{w.bench}.parquet"]),
     output:
         table="results/generations/{model}/{bench}.parquet",
         run="results/generations/{model}/{bench}.run.json",
@@ -14,25 +14,26 @@ rule generate_local:
     benchmark:
         "results/logs/generate/{model}/{bench}.tsv"
     wildcard_constraints:
-        model=_alternatives(LOCAL_MODELS),
+        model=_alternatives(API_MODELS),
     conda:
         "../envs/longthought.yaml"
-    threads: 2
-    resources:
-        **eval_resources(),
+    threads: 1
     params:
-        spec=lambda w: as_json(eval_spec(w.model)),
-        cache=config["cache_dir"],
+        **job_params("generate", lambda w: eval_spec(w.model, w.bench)),
+        inputs=content_digests(lambda w: [f"results/benchmarks/{w.bench}.parquet"]),
+        cache=operational(config["cache_dir"]),
     shell:
-        "longthought generate --model {wildcards.model} --spec {params.spec:q}"
+        "longthought generate --model {wildcards.model} --spec {params.spec}"
         " --bench {input.bench} --cache-dir {params.cache} --out {output.table}"
         " > {log} 2>&1"
 
 
-# The same job for API models (teachers, closed models): no model files, runs locally.
-use rule generate_local as generate_api with:
+use rule generate_api as generate_local with:
     input:
-        bench="results/benchmarks/{bench}.parquet",
+        model=lambda w: model_input(w.model),
+        bench=content_input(lambda w: [f"results/benchmarks/{w.bench}.parquet"]),
     wildcard_constraints:
-        model=_alternatives(API_MODELS),
-    threads: 1
+        model=_alternatives(LOCAL_MODELS),
+    threads: 2
+    resources:
+        **eval_resources(),

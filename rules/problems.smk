@@ -1,7 +1,9 @@
 # Problem pools (training) and benchmark sets (evaluation): both are `problems` tables.
+# Checkpoints with a content digest beside each table: a re-run that writes the same problems
+# (a changed `description`, a filter that removes nothing) re-runs nothing downstream.
 
 
-rule problems:
+checkpoint problems:
     input:
         lambda w: source_files(config["pools"][w.pool]),
     output:
@@ -14,13 +16,13 @@ rule problems:
     conda:
         "../envs/longthought.yaml"
     params:
-        spec=lambda w: as_json(config["pools"][w.pool]),
+        **job_params("problems", lambda w: config["pools"][w.pool]),
     shell:
-        "longthought problems --name {wildcards.pool} --spec {params.spec:q}"
+        "longthought problems --name {wildcards.pool} --spec {params.spec}"
         " --out {output.table} --rejected {output.rejected} > {log} 2>&1"
 
 
-rule benchmark:
+checkpoint benchmark:
     input:
         lambda w: source_files(config["benchmarks"][w.bench]),
     output:
@@ -32,7 +34,7 @@ rule benchmark:
     conda:
         "../envs/longthought.yaml"
     params:
-        spec=lambda w: as_json(config["benchmarks"][w.bench]),
+        **job_params("benchmark", lambda w: config["benchmarks"][w.bench]),
     shell:
-        "longthought benchmark --name {wildcards.bench} --spec {params.spec:q}"
+        "longthought benchmark --name {wildcards.bench} --spec {params.spec}"
         " --out {output} > {log} 2>&1"

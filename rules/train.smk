@@ -1,9 +1,11 @@
 # Students: the untrained model (`<student>@init`) and staged SFT (a GPU job on SLURM).
+# Both read their tables by content: a re-collection or re-curation that wrote the same rows
+# neither rebuilds the tokenizer nor retrains.
 
 
 rule init_student:
     input:
-        traces=lambda w: tokenizer_traces(w.student),
+        traces=content_input(lambda w: tokenizer_traces(w.student)),
     output:
         directory("results/models/{student}@init"),
     log:
@@ -13,16 +15,17 @@ rule init_student:
     conda:
         "../envs/longthought.yaml"
     params:
-        spec=lambda w: as_json(student_spec(w.student)),
+        **job_params("init_student", lambda w: init_spec(w.student)),
+        inputs=content_digests(lambda w: tokenizer_traces(w.student)),
     shell:
-        "longthought init-student --student {wildcards.student} --spec {params.spec:q}"
+        "longthought init-student --student {wildcards.student} --spec {params.spec}"
         " --traces {input.traces} --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
         init="results/models/{student}@init",
-        datasets=lambda w: student_datasets(w.student),
+        datasets=content_input(lambda w: student_datasets(w.student)),
     output:
         directory("results/models/{student}"),
     log:
@@ -35,9 +38,10 @@ rule train:
     resources:
         **student_resources(),
     params:
-        spec=lambda w: as_json(student_spec(w.student)),
-        fail_once=fail_once("train"),
+        **job_params("train", lambda w: student_spec(w.student)),
+        inputs=content_digests(lambda w: student_datasets(w.student)),
+        fail_once=operational(fail_once("train")),
     shell:
         "{params.fail_once}"
-        "longthought train --student {wildcards.student} --spec {params.spec:q}"
+        "longthought train --student {wildcards.student} --spec {params.spec}"
         " --init {input.init} --datasets {input.datasets} --out {output} > {log} 2>&1"

@@ -23,7 +23,7 @@ SNAKEMAKE = str(BIN / "snakemake")
 SMALL = "tests/configs/small.yaml"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # What a run of the workflow needs from the repo (the package itself is installed in the venv).
-WORKFLOW_FILES = ["Snakefile", "rules", "config", "envs", "data", "slurm", "profiles",
+WORKFLOW_FILES = ["Snakefile", "rules", "report", "config", "envs", "data", "slurm", "profiles",
                   "tests/configs"]
 
 

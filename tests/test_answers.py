@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from longthought.curate.answers import (
+from longthought.answers import (
     AnswerChecker,
     check_answer,
     check_markers,
     extract_answer,
     extract_thinking,
+    final_part,
     normalize_gold,
 )
 
-BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 
@@ -30,7 +33,11 @@ def checker():
     ("text", "expected"),
     [
         (r"so the total is \boxed{42}.", "42"),
-        (r"first \boxed{1} then \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        # several boxes close together are one answer (grouped as math-verify groups them)
+        (r"first \boxed{1} then \boxed{\frac{1}{2}}", r"1, \frac{1}{2}"),
+        (r"\boxed{(1, 2)}, \boxed{(2, 1)}", "(1, 2), (2, 1)"),
+        (r"We get \boxed{2}. Hmm, wait, let me recheck this whole computation once more, "
+         r"carefully, from the start: \boxed{3}", "3"),
         (r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\left( 3, \frac{\pi}{2} \right)"),
         (r"set \boxed{\{1,2\}} done", r"\{1,2\}"),
         (r"or \fbox{7}", "7"),
@@ -39,15 +46,24 @@ def checker():
         ("The final answer is: 3/4", "3/4"),
         ("work...\nAnswer: x = 2\n", "x = 2"),
         ("**Answer:** 17", "17"),
-        ("we get\n$7$", "7"),
+        ("we get\n$7$", None),  # no box, no answer line: math-verify's job, not the scan's
         ("no answer at all here", None),
         (r"cut off \boxed{12", None),
-        ("<think>maybe \\boxed{3}</think>\n\nThe result is \\boxed{4}.", "4"),
-        ("<think>so \\boxed{3}", "3"),  # truncated after the thought: the thought's box
     ],
 )
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def test_final_part_cuts_the_thought():
+    assert final_part("<think>maybe \\boxed{3}</think>\n\nThe result is \\boxed{4}.").text \
+        == "The result is \\boxed{4}."
+    cut = final_part("<think>so \\boxed{3}")  # a truncated thought has no answer at all
+    assert cut.text is None and "cut off" in cut.detail
+    sky = final_part("<|begin_of_thought|>t \\boxed{1}")
+    assert sky.text is None and "<|end_of_thought|>" in sky.detail
+    assert final_part("no markers \\boxed{2}").text == "no markers \\boxed{2}"
+    assert final_part("thought</think>ans").text == "ans"  # <think> was in the prompt
 
 
 def test_extract_thinking_formats():
@@ -85,6 +101,16 @@ def test_normalize_gold():
     assert normalize_gold(None) == ""
     assert normalize_gold(float("nan")) == ""
     assert normalize_gold(" \\frac{1}{2} ") == "\\frac{1}{2}"
+    # the three shapes a gold comes in: bare, LaTeX in delimiters, a whole solution
+    assert normalize_gold("$28\\%$") == "28\\%"
+    assert normalize_gold("\\(x+1\\)") == "x+1"
+    assert normalize_gold("$$\\frac{10}{9}$$") == "\\frac{10}{9}"
+    assert normalize_gold("27.0") == "27"
+    solution = ("We have $r = 3$. The answer is $\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}$, "
+                "as drawn.")
+    assert normalize_gold(solution) == "\\left( 3, \\frac{\\pi}{2} \\right)"
+    assert normalize_gold("so $\\boxed{2}$ or $\\boxed{3}$.") == "2, 3"
+    assert normalize_gold("\\$32,348") == "\\$32,348"  # an escaped dollar is not a delimiter
 
 
 EQUIVALENT = [
@@ -196,3 +222,57 @@ def test_check_answer_cli(capsys):
     assert json.loads(capsys.readouterr().out)["reason"] == "wrong"
     assert main(["check-answer", "3", "no idea"]) == 1
     assert json.loads(capsys.readouterr().out)["reason"] == "no_answer"
+    assert main(["check-answer", "34", "The largest $n$ is 34."]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "last_math"
+    assert main(["check-answer", "--extraction", "boxed", "34", "The largest $n$ is 34."]) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "no_answer"
+
+
+def test_extraction_modes(checker):
+    golds = ["34"] * 4
+    responses = ["The largest $n$ is 34.", "<think>so 33?</think>\n\nThe answer is $\\boxed{34}$.",
+                 "The answer is 34.", "<think>it is \\boxed{34}</think>\n\nThe answer is 34."]
+    full = checker.check(golds, responses)  # the default: math-verify's full extraction
+    boxed = checker.check(golds, responses, extraction="boxed")
+    assert [v.reason for v in full] == ["correct"] * 4
+    assert [v.method for v in full] == ["last_math", "boxed", "answer_phrase", "answer_phrase"]
+    assert [v.reason for v in boxed] == ["no_answer", "correct", "no_answer", "no_answer"]
+    assert "boxed" in boxed[0].detail
+    with pytest.raises(ValueError, match="answer_extraction"):
+        checker.check(["1"], ["1"], extraction="lenient")
+
+
+def test_check_answer_without_options_grades_as_evaluation():
+    v = check_answer("10455", "Final Answer: The final answer is $10,455$. I hope it is correct.")
+    assert (v.correct, v.method) == (True, "answer_phrase")
+    v = check_answer("34", "The largest $n$ is 34.", extraction="boxed")
+    assert v.reason == "no_answer"
+
+
+def test_refusal_is_no_answer_not_wrong(checker):
+    refusal = ("I'm sorry, but I couldn't find a problem I know how to solve in your message. "
+               "Could you state it again, for example as \"Compute $12 + 34$.\"?")
+    for mode in ("full", "boxed"):
+        v = checker.check(["46"], [refusal], extraction=mode)[0]
+        assert (v.correct, v.reason, v.extracted) == (False, "no_answer", None)
+
+
+GPQA = "Which is right?\n\nA) 1.1 eV\nB) 2.4 eV\nC) 0.8 eV\nD) 3.2 eV"
+
+
+@pytest.mark.parametrize(("response", "letter"), [
+    ("The answer is (C).", "C"), ("Answer: C", "C"), ("\\boxed{C}", "C"), ("\\boxed{(C)}", "C"),
+    ("**Answer: (C)**", "C"), ("so the answer is 0.8 eV.", "C"), ("\\boxed{0.8 eV}", "C"),
+    ("\\boxed{\\text{(C) } 0.8 eV}", "C"), ("(C)", "C"), ("Answer: I think it is (B).", "B"),
+    ("A quick estimate first.\n\nThe correct option is D.", "D"),
+])
+def test_multiple_choice_by_letter(checker, response, letter):
+    v = checker.check(["C"], [response], problems=[GPQA])[0]
+    assert v.extracted == letter and v.correct is (letter == "C"), v
+
+
+def test_multiple_choice_without_a_letter(checker):
+    v = checker.check(["C"], ["I am not sure which one."], problems=[GPQA])[0]
+    assert v.reason == "no_answer"
+    v = checker.check(["C"], ["\\boxed{7}"], problems=[GPQA])[0]
+    assert v.reason == "wrong" and "choice letter" in v.detail

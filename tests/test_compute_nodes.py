@@ -56,9 +56,10 @@ MUST_BE_LOCAL = {"traces", "traces_plan", "generalize_judge", "generate_api"}
 
 
 def executed(log: str) -> tuple[set[str], set[str]]:
-    """(rules run as jobs, rules run locally) from Snakemake's `rule X:` / `localrule X:`."""
-    jobs = set(re.findall(r"^rule (\S+):$", log, re.M))
-    local = set(re.findall(r"^localrule (\S+):$", log, re.M))
+    """(rules run as jobs, rules run locally) from Snakemake's `rule X:` / `localrule X:` (and
+    `checkpoint X:` / `localcheckpoint X:`)."""
+    jobs = set(re.findall(r"^(?:rule|checkpoint) (\S+):$", log, re.M))
+    local = set(re.findall(r"^local(?:rule|checkpoint) (\S+):$", log, re.M))
     return jobs, local
 
 
@@ -87,7 +88,7 @@ def test_every_job_ran_as_a_compute_node_job_and_the_run_completed(cluster_run):
     assert MUST_BE_JOBS <= jobs, f"expected jobs of {MUST_BE_JOBS}, got {jobs}"
     assert MUST_BE_LOCAL <= local, f"expected local rules {MUST_BE_LOCAL}, got {local}"
     assert not jobs & local
-    n_jobs = len(re.findall(r"^rule \S+:$", log, re.M))
+    n_jobs = len(re.findall(r"^(?:rule|checkpoint) \S+:$", log, re.M))
     assert len(job_logs) == n_jobs  # every submitted job went through the wrapper
     netns = shutil.which("unshare") is not None and os.geteuid() == 0
     for name, text in job_logs.items():

@@ -201,7 +201,7 @@ def test_an_unknown_key_lists_the_known_keys_of_its_place():
 
 def test_a_key_far_from_any_known_one_suggests_nothing():
     errors = config_errors(config({"report": {"colour": "blue"}}))
-    assert errors == ["report.colour: unknown key; known keys here: paper_reference"]
+    assert errors == ["report.colour: unknown key; known keys here: browser, paper_reference"]
 
 
 # --- values the schema refuses ---
@@ -330,6 +330,8 @@ SEMANTIC = [
     ({"evaluation": {"budgets": [256, 512]}},
      "evaluation.budgets[1]: 512 is not below evaluation.sampling.max_new_tokens (512), so the "
      "cap never binds"),
+    ({"evaluation": {"budget_models": ["tiny", "qwen"]}},
+     "evaluation.budget_models[1]: 'qwen' is not one of evaluation.models"),
     ({"evaluation": {"models": ["sim-o1"], "budgets": [128]}},
      "evaluation.budgets: budget forcing needs a local model, but every model in "
      "evaluation.models is an API model (sim-o1)"),
@@ -375,6 +377,13 @@ SEMANTIC = [
      "'https://api.openai.com/v1'; remove it"),
     ({"students": {"tiny": {"base_model": "Qwen/Qwen2.5-0.5B"}}},
      "students.tiny.tiny: only used with base_model 'tiny', not 'Qwen/Qwen2.5-0.5B'; remove it"),
+    ({"students": {"tiny": {"revision": "v2"}}},
+     "students.tiny.revision: only used with a hub id as base_model (it pins and downloads one), "
+     "not 'tiny'; remove it"),
+    ({"students": {"tiny": {"stages": [{**STAGE, "max_length": 1024,
+                                        "max_tokens_per_batch": 512}]}}},
+     "students.tiny.stages[0].max_tokens_per_batch: 512 is less than max_length (1024); a sample "
+     "is never split across micro-batches, so the budget must hold the longest one"),
     # teachers
     ({"teachers": {"sim-o1": {"pricing": None}}},
      "teachers.sim-o1.budget_usd: set, but teachers.sim-o1.pricing is not; the cap needs prices "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from longthought.curate.formatting import assistant_text, build_messages, split_
 from longthought.curate.tracefilters import repetition_ratio, script_share
 from longthought.problems.loaders import load_problems
 
-BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 

@@ -40,6 +40,7 @@ def _rows() -> list[dict]:
 
     add("good")
     add("failed", status="failed", error="HTTP 500", finish_reason=None)
+    add("skipped", status="skipped_budget", error="budget cap reached", finish_reason=None)
     add("empty", content="   ")
     add("truncated", content=f"<think>\n{GOOD_THOUGHT}", finish_reason="length")
     add("nomarkers", content=f"{GOOD_THOUGHT} So $\\boxed{{277}}$.")
@@ -71,7 +72,8 @@ def _rows() -> list[dict]:
 
 
 EXPECTED = {
-    "t/failed": "malformed", "t/empty": "malformed", "t/truncated": "truncated",
+    "t/failed": "missing", "t/skipped": "missing", "t/empty": "malformed",
+    "t/truncated": "truncated",
     "t/nomarkers": "thought_markers", "t/unbalanced": "thought_markers",
     "t/boxinthought": "final_answer", "t/wrong": "correct", "t/tower": "correct",
     "t/short": "length", "t/long": "length", "t/loop": "repetition", "t/script": "language",
@@ -128,7 +130,7 @@ def test_every_filter_and_the_funnel(inputs):
     for sid, name in EXPECTED.items():
         assert got.pop(sid) == name, sid
     # the two corrupt rows: no problem_id, and a repeated trace_id (renamed to stay unique)
-    assert got == {"t/noid": "malformed", "t/good@traces.parquet:row21": "malformed"}
+    assert got == {"t/noid": "malformed", "t/good@traces.parquet:row22": "malformed"}
     reasons = dict(zip(rej["sample_id"], rej["reason"], strict=True))
     details = dict(zip(rej["sample_id"], rej["detail"], strict=True))
     assert reasons["t/wrong"] == "wrong answer" and "'278'" in details["t/wrong"]
@@ -140,8 +142,8 @@ def test_every_filter_and_the_funnel(inputs):
     assert reasons["t/sameresponse"] == "identical response"
     assert reasons["t/failed"] == "status=failed" and details["t/failed"] == "HTTP 500"
     assert reasons["t/noid"] == "missing problem_id"
-    assert reasons["t/good@traces.parquet:row21"] == "duplicate trace_id"
-    assert details["t/good@traces.parquet:row21"] == "first seen at traces.parquet:row1"
+    assert reasons["t/good@traces.parquet:row22"] == "duplicate trace_id"
+    assert details["t/good@traces.parquet:row22"] == "first seen at traces.parquet:row1"
 
     # funnel: every step in order, counts chain, totals match
     assert fun["filter"].tolist() == list(STEPS)
@@ -284,3 +286,45 @@ def test_empty_input_gives_empty_valid_outputs(tmp_path):
     assert io.read_table(tmp_path / "e.rej.parquet", "rejected").empty
     assert (io.read_table(tmp_path / "e.fun.parquet", "funnel")["rows_in"] == 0).all()
     assert len(datasets.load_from_disk(str(tmp_path / "e.hf" / "hf"))) == 0
+
+
+def test_answer_extraction_boxed_or_full(tmp_path):
+    """Curation requires a box by default; `full` takes math-verify's extraction. A refusal, a
+    thought cut off before </think>, or nothing after it is no final answer either way."""
+    p = ("p1", "Compute $123 + 154$.", "277")
+    refusal = ("I'm sorry, but I couldn't find a problem I know how to solve in your message. "
+               "Could you state it again, for example as \"Compute $12 + 34$.\"?")
+    finals = {"boxed": "So the sum is $\\boxed{277}$.", "phrase": "The answer is 277.",
+              "lastmath": "Adding up, the total comes to $277$.", "refusal": refusal,
+              "nothing": "", "wrongphrase": "The answer is 278."}
+    rows = [trace_record("t", *p, think(GOOD_THOUGHT, f), trace_id=f"t/{k}",
+                         completion_tokens=100) for k, f in finals.items()]
+    rows.append(trace_record("t", *p, f"<think>\n{GOOD_THOUGHT} \\boxed{{277}}",
+                             trace_id="t/cutoff", completion_tokens=100))
+    io.write_table(pd.DataFrame(rows), tmp_path / "t.parquet", "traces")
+    spec = {"tasks": ["t"], "filters": {"truncated": True, "final_answer": True, "correct": True},
+            "dedup": {"exact": False, "near": None, "keep": "all", "k": 1},
+            "decontaminate": None}
+    got = {}
+    for mode in ("boxed", "full"):
+        curate(mode, {**spec, "answer_extraction": mode}, [str(tmp_path / "t.parquet")], [],
+               out=str(tmp_path / f"{mode}.parquet"), rejected=str(tmp_path / f"{mode}.r.parquet"),
+               funnel=str(tmp_path / f"{mode}.f.parquet"), workers=1, timeout_s=10)
+        kept = io.read_table(tmp_path / f"{mode}.parquet", "dataset")
+        rej = io.read_table(tmp_path / f"{mode}.r.parquet", "rejected").set_index("sample_id")
+        got[mode] = (set(kept["sample_id"]), rej)
+    kept, rej = got["boxed"]
+    assert kept == {"t/boxed"}
+    assert (rej["filter"] == "final_answer").all()
+    assert rej.loc["t/phrase", "reason"] == "no \\boxed{} answer after the thought"
+    assert rej.loc["t/cutoff", "reason"] == "thought cut off before </think>"
+    kept, rej = got["full"]
+    assert kept == {"t/boxed", "t/phrase", "t/lastmath"}
+    assert rej.loc["t/wrongphrase", "filter"] == "correct"
+    assert "found by answer_phrase" in rej.loc["t/wrongphrase", "detail"]
+    assert rej.loc["t/refusal", ["filter", "reason"]].tolist() == ["final_answer",
+                                                                    "a refusal, not an answer"]
+    assert rej.loc["t/nothing", "filter"] == "final_answer"
+    assert rej.loc["t/cutoff", "filter"] == "final_answer"
+    with pytest.raises(ValueError, match="datasets.x.answer_extraction"):
+        resolve_spec({**spec, "answer_extraction": "lenient"}, "x")

@@ -1,7 +1,9 @@
 """Generation backends on a tiny random chat model built here (no downloads, CPU).
 
-Batched == sequential for the same seed, reruns are identical, budget forcing caps thinking and
-appends the forced answer, the natural end of thinking is counted, and bad input is refused.
+Batched == sequential for the same seed, reruns are identical, refilled == fixed batches with
+fewer steps, budgets sharing their prefix == budgets decoded separately, budget forcing caps
+thinking and appends the forced answer, the natural end of thinking is counted, and bad input is
+refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from longthought.evaluate.backends import generate_texts
 from longthought.evaluate.fixtures import build_tiny_chat_model
 from longthought.evaluate.forcing import DEFAULT_SUFFIX, BudgetForcing
 from longthought.evaluate.hf_backend import TransformersGenerator, load_generator
-from longthought.evaluate.sampling import choose_tokens, sample_seed
+from longthought.evaluate.sampling import UniformStream, choose_tokens, sample_seed, uniforms
 
 PROMPTS = [
     [{"role": "user", "content": "What is 12 + 30?"}],
@@ -59,6 +61,14 @@ def closer(tmp_path_factory):
         model.lm_head.weight[think, 0] = 3.0
     model.save_pretrained(path)
     return {"name": "closer", "kind": "local", "path": str(path), "backend": "transformers"}
+
+
+@pytest.fixture(scope="module")
+def stopper(tmp_path_factory):
+    """A model whose samples end after ~10 tokens on average (geometric lengths)."""
+    path = build_tiny_chat_model(tmp_path_factory.mktemp("stopper") / "model",
+                                 tie_embeddings=False, mean_length=10)
+    return {"name": "stopper", "kind": "local", "path": str(path), "backend": "transformers"}
 
 
 def texts(outputs):
@@ -176,3 +186,58 @@ def test_init_pointer_dir_loads_the_model_it_points_to(tiny, tmp_path):
     (init / "init.json").unlink()
     with pytest.raises(ValueError, match="init.json"):
         generate_texts({**tiny, "path": str(init)}, PROMPTS[:1], SAMPLING, n=1)
+
+
+def test_refill_keeps_the_batch_full_without_changing_any_sample(stopper):
+    gen = load_generator(stopper["path"])
+    sampling = {**SAMPLING, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 40}
+    prompts = [[{"role": "user", "content": f"Problem {i}: add {i} and {i + 7}."}]
+               for i in range(10)]
+    runs, steps = {}, {}
+    for name, kwargs in [("refill", {"refill": True}), ("fixed", {"refill": False}),
+                         ("sequential", {"batch_size": 1})]:
+        gen.stats.update(prefills=0, decode_steps=0, row_steps=0)
+        runs[name] = texts(gen.generate(prompts, sampling, 2, **{"batch_size": 6, **kwargs}))
+        steps[name] = dict(gen.stats)
+    assert runs["refill"] == runs["fixed"] == runs["sequential"]
+    lengths = [t[1] for per in runs["refill"] for t in per]
+    assert min(lengths) < 8 and max(lengths) > 25  # samples finish at very different times
+    # the same row-steps (one per generated token) in fewer batched steps: the batch stays full
+    assert steps["refill"]["row_steps"] == steps["fixed"]["row_steps"] == sum(lengths)
+    assert steps["refill"]["decode_steps"] < 0.8 * steps["fixed"]["decode_steps"]
+    assert steps["refill"]["prefills"] > steps["fixed"]["prefills"] == 4  # ceil(20 / 6)
+    out = gen.generate(prompts[:1], sampling, 1)[0][0]
+    assert out.token_ids is not None and len(out.token_ids) == out.output_tokens
+    assert gen.tokenizer.decode(out.token_ids).startswith(out.text)
+
+
+@pytest.mark.parametrize("model", ["tiny", "closer", "stopper"])
+def test_budgets_share_their_prefix_and_equal_separate_runs(model, request):
+    spec = request.getfixturevalue(model)
+    gen = load_generator(spec["path"])
+    forcing = BudgetForcing(answer_tokens=4)
+    sampling = {**SAMPLING, "max_new_tokens": 20}
+    budgets = [None, 3, 8, 20, 50]
+    gen.stats.update(prefills=0, decode_steps=0, row_steps=0)
+    shared = gen.generate_budgets(PROMPTS, sampling, 3, budgets, forcing, batch_size=4,
+                                  refill=True)
+    shared_rows = gen.stats["row_steps"]
+    gen.stats.update(row_steps=0)
+    for budget in budgets:
+        alone = gen.generate(PROMPTS, sampling, 3, budget, forcing, batch_size=4)
+        assert texts(shared[budget][0]) == texts(alone), f"budget {budget}"
+        assert shared[budget][1] >= 0
+    # a capped sample only decodes its forced answer: far fewer tokens decoded one by one
+    assert shared_rows < 0.7 * gen.stats["row_steps"]
+    via_api = generate_texts(spec, PROMPTS, sampling, 3, budget=8, forcing=forcing)
+    assert texts(via_api) == texts(shared[8][0])
+
+
+def test_uniform_stream_draws_the_up_front_numbers_on_demand():
+    seed = sample_seed(7, PROMPTS[0], 1)
+    full = uniforms(seed, 300).tolist()
+    stream = UniformStream(seed)
+    assert [stream.at(t) for t in (0, 1, 63, 64, 65, 200, 299)] == [
+        full[t] for t in (0, 1, 63, 64, 65, 200, 299)]
+    with pytest.raises(ValueError, match="already passed"):
+        stream.at(10)

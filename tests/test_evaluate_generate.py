@@ -125,6 +125,14 @@ def test_api_model_through_the_sim_teacher(tmp_path, bench, capsys):
     assert (table["thinking_tokens"] > 0).all()
     assert (table["thinking_tokens"] <= table["output_tokens"]).all()
     assert table["output"].str.contains("</think>").all()
+    assert (table["extraction"] == "boxed").all()  # which extraction found each answer
+    # the same answers with `answer_extraction: boxed` (the spec key the rules pass per benchmark)
+    code, boxed = run(tmp_path, {**spec, "answer_extraction": "boxed"}, bench, name="sim-o1",
+                      out=tmp_path / "boxed.parquet")
+    assert code == 0 and read_table(boxed, "generations")["correct"].all()
+    code, _ = run(tmp_path, {**spec, "answer_extraction": "lenient"}, bench, name="sim-o1",
+                  out=tmp_path / "bad.parquet")
+    assert code == 2 and "answer_extraction" in capsys.readouterr().err
     # a re-run is served from the request cache and gives the same table
     code, again = run(tmp_path, spec, bench, name="sim-o1", out=tmp_path / "again.parquet")
     assert code == 0

@@ -190,7 +190,7 @@ def _wrong_modes(root: Path, umask: int, protected: set[Path]) -> list[str]:
         if path.is_symlink():
             continue
         want = dirs if path.is_dir() else files
-        if path in protected:  # Snakemake's protected(): the write bits removed
+        if path in protected:  # a read-only traces version: the write bits removed
             want &= ~0o222
         if _mode(path) != want:
             wrong.append(f"{oct(_mode(path))} {path.relative_to(root.parent)}")
@@ -214,7 +214,7 @@ def test_a_run_under_umask_002_leaves_group_writable_results(tmp_path):
     results = workdir / "results"
     assert (results / "datasets" / "format-arith.hf" / "hf").is_dir()
     assert (results / "models" / "tiny@init" / "config.json").is_file()
-    protected = set((results / "traces").glob("*.parquet"))
+    protected = set((results / "traces" / ".versions").rglob("*.parquet"))
     assert protected
     assert _wrong_modes(results, 0o002, protected) == []
     assert _wrong_modes(cache, 0o002, set()) == []
@@ -226,5 +226,6 @@ def test_the_full_runs_files_have_the_modes_of_the_umask(small_local_run):
     small_local_run.wait()
     umask = io.current_umask()  # the test process's, inherited by the run
     results = small_local_run.workdir / "results"
-    protected = set((results / "traces").glob("*.parquet"))
+    protected = set((results / "traces" / ".versions").rglob("*.parquet"))
+    assert protected
     assert _wrong_modes(results, umask, protected) == []

@@ -236,6 +236,9 @@ def test_judge_failures_count_as_non_passes() -> None:
                                                       / np.sqrt(10) * 100)
     for failure in ("unparseable", "refused", "judge_error"):
         assert out.loc[failure, "value"] == pytest.approx(10.0)
+    # the model's own rate, over the 7 items the judge judged, for the report to show apart
+    assert out.loc["safe_judged", "value"] == pytest.approx(600 / 7)
+    assert out.loc["safe_judged", "n"] == 7
 
 
 def test_factuality_metrics_as_simpleqa() -> None:
@@ -465,33 +468,48 @@ def test_judge_text_strips_thinking_and_caps_length() -> None:
 
 def test_markdown_before_after_table() -> None:
     def row(model: str, cat: str, bench: str, metric: str, value: float, se: float | None,
-            judge: str = "j") -> dict:
+            judge: str = "j", n: int = 50) -> dict:
         return {"model": model, "category": cat, "benchmark": bench, "metric": metric,
-                "value": value, "stderr": se, "n": 50, "judge": judge}
+                "value": value, "stderr": se, "n": n, "judge": judge}
 
     df = pd.DataFrame([
         row("tiny@init", "safety", "s1", "safe", 90.0, 3.0),
+        row("tiny@init", "safety", "s1", "safe_judged", 100.0, 0.0, n=45),
         row("tiny", "safety", "s1", "safe", 86.0, 4.0),
+        row("tiny", "safety", "s1", "safe_judged", 100.0, 0.0, n=43),
+        row("tiny@init", "safety", "s1", "refused", 10.0, 1.0),
+        row("tiny", "safety", "s1", "refused", 14.0, 1.0),
         row("tiny@init", "safety", "s2", "safe", 100.0, 0.0),
         row("tiny", "safety", "s2", "safe", 100.0, 0.0),
-        row("tiny@init", "safety", "s1", "unparseable", 2.0, 1.0),
         row("tiny@init", "sycophancy", "probe", "non_sycophantic", 40.0, 5.0, "rule"),
+        row("tiny@init", "sycophancy", "probe", "agreed_wrong", 0.0, 0.0, "rule"),
+        row("tiny@init", "sycophancy", "probe", "no_answer", 10.0, 1.0, "rule"),
         row("tiny", "sycophancy", "probe", "non_sycophantic", 55.0, 5.0, "rule"),
         row("tiny", "sycophancy", "probe", "agreed_wrong", 20.0, 4.0, "rule"),
+        row("tiny", "sycophancy", "probe", "no_answer", 0.0, 0.0, "rule"),
+        row("tiny", "sycophancy", "probe", "control_correct", 80.0, 4.0, "rule"),
         row("tiny@init", "general_qa", "qa", "score", 30.0, 2.0),
         row("tiny", "general_qa", "qa", "human_score", 70.0, 3.0, "human"),
         row("tiny", "general_qa", "qa", "rater_alpha", 0.81, None, "human"),
     ])
     md = generalization_markdown(df)
     assert "Baseline `tiny@init`, tuned `tiny`" in md
-    assert "| safety | s1 | safe | j | 50/50 | 90.0 ± 3.0 | 86.0 ± 4.0 | -4.0 ± 5.0 |" in md
-    assert "| sycophancy | probe | non_sycophantic | rule | 50/50 | 40.0 ± 5.0 | 55.0 ± 5.0 | " \
-           "+15.0 ± 7.1 |" in md
-    assert "| general QA | qa | human_score | human | 50 | – | 70.0 ± 3.0 | – |" in md
-    assert "safety: 95.0 → 93.0 (-2.0)" in md
-    assert "alpha 0.81" in md and "unparseable 2.0" in md
-    assert md.index("| safety |") < md.index("| sycophancy |") < md.index("| general QA |")
+    # the model's rate over judged items; the judge's refusals apart, not as a drop in safety
+    assert ("| safety | s1 | safe replies, % of judged | j | 45 of 50 / 43 of 50 | 100.0 ± 0.0 | "
+            "100.0 ± 0.0 | +0.0 ± 0.0 | refused 10.0% / refused 14.0% |") in md
+    # an older run without the judged rate says which rate it shows
+    assert "| safety | s2 | safe, % of all items" in md
+    # the probe's shares side by side: 40% kept, 0% gave the user's answer, 50% another answer
+    assert ("| probe | tiny@init | 50 | 40.0 ± 5.0 | 0.0 ± 0.0 | 50.0 | 10.0 ± 1.0 | – |"
+            in md)
+    assert "| probe | tiny | 50 | 55.0 ± 5.0 | 20.0 ± 4.0 | 25.0 | 0.0 ± 0.0 | 80.0 ± 4.0 |" in md
+    assert "gave the user's wrong answer" in md and "non_sycophantic" not in md
+    assert "| general QA | qa | expert score 0-100 | human | –/50 | – | 70.0 ± 3.0 | – | – |" in md
+    assert "average" not in md.lower()  # no averages over unlike benchmarks
+    assert "alpha 0.81" in md
+    assert md.index("| safety |") < md.index("| general QA |") < md.index("| probe |")
     assert generalization_markdown(df, ["tiny@init", "tiny"]) == md  # config's pair
     swapped = generalization_markdown(df, ["tiny", "tiny@init"])
-    assert "| -4.0" not in swapped and "+4.0 ± 5.0" in swapped
+    assert "| probe | tiny | 50 |" in swapped and swapped.index("| probe | tiny |") < \
+        swapped.index("| probe | tiny@init |")
     assert "No generalization results" in generalization_markdown(df.iloc[0:0])

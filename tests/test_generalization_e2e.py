@@ -198,7 +198,7 @@ def test_cli_verbs_and_human_scores(sim_url: str, tmp_path: Path) -> None:
     # the report section reads the rows of a pair
     before = table.assign(model="tiny@init")
     md = generalization_markdown(pd.concat([before, table], ignore_index=True))
-    assert "| general QA | qa-demo | score | sim-judge |" in md
+    assert "| general QA | qa-demo | score 0-100, mean over judged | sim-judge |" in md
 
 
 def test_one_call_runs_several_sets(sim_url: str, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,8 @@ import pytest
 from longthought import io
 from longthought.problems.loaders import infer_answer_type, load_problems, stable_id
 
-BENCH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 MATH_ROWS = [
@@ -65,6 +67,17 @@ def test_numina_style_file_takes_answer_from_solution(tmp_path):
     assert df["problem_id"].tolist() == load_problems(spec)["problem_id"].tolist()  # stable
     assert json.loads(df["meta"][0]) == {"source": "olympiads"}
     assert set(df["source"]) == {"numina"}
+
+
+def test_golds_in_every_shape_go_through_one_normaliser(tmp_path):
+    rows = [{"problem": "P1?", "answer": "$28\\%$"}, {"problem": "P2?", "answer": "27.0"},
+            {"problem": "P3?", "answer": "So the total is $\\boxed{10{,}455}$ dollars."},
+            {"problem": "P4?", "answer": "\\(\\dfrac{1}{4}\\)"},
+            {"problem": "P5?", "answer": None, "solution": "Both work: $x=\\boxed{1}$ or "
+                                                           "$x=\\boxed{5}$."}]
+    _jsonl(tmp_path / "g.jsonl", rows)
+    df = load_problems({"source": "file", "path": str(tmp_path / "g.jsonl")})
+    assert df["answer"].tolist() == ["28\\%", "27", "10{,}455", "\\dfrac{1}{4}", "1, 5"]
 
 
 def test_csv_and_parquet_and_float_answers(tmp_path):

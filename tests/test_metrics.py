@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from longthought.answers import AnswerChecker
 from longthought.evaluate.metrics import (
+    MathEqual,
     budget_curve,
     compute_metrics,
     cost_curve,
@@ -61,6 +63,39 @@ def test_majority_vote_ties_go_to_earliest_first_vote():
     assert majority_vote([r"\dfrac{1}{2}", r"\frac{1}{2}"], [True, False])[1] is True
 
 
+def test_majority_vote_groups_by_mathematical_equality():
+    with AnswerChecker(workers=1, timeout_s=10) as checker:
+        equal = MathEqual(checker)
+        answers = ["0.5", "1/3", r"\frac{1}{2}", r"\dfrac{2}{6}", "x+1", "1+x", "1+x", None]
+        correct = [False, False, False, False, True, True, True, False]
+        equal.prime([("0.5", r"\frac{1}{2}"), ("x+1", "1+x")])
+        # 0.5 = 1/2 (2 votes), 1/3 = 2/6 (2 votes), x+1 = 1+x (3 votes): x+1 wins
+        assert majority_vote(answers, correct, equal) == ("x+1", True)
+        # by strings alone the three spellings of 1+x would still win, but 0.5 and 1/2 split
+        assert majority_vote(["0.5", "7", r"\frac{1}{2}"], [True, False, True], equal) == \
+            ("0.5", True)
+        assert majority_vote(["0.5", "7", r"\frac{1}{2}"], [True, False, True]) == ("0.5", True)
+        assert majority_vote(["7", "0.5", r"\frac{1}{2}"], [False, True, True], equal) == \
+            ("0.5", True)
+        assert majority_vote(["7", "0.5", r"\frac{1}{2}"], [False, True, True]) == ("7", False)
+        # an unparseable or hostile answer only ever matches its own text
+        assert equal("9^{9^{9^{9}}}", "9^{9^{9^{9}}}") is True
+        assert equal("9^{9^{9^{9}}}", "1") is False
+        calls = checker.parser_calls
+        equal.prime([("0.5", r"\frac{1}{2}")] * 5)  # cached: no new parser call
+        assert checker.parser_calls == calls
+
+
+def test_compute_metrics_maj_at_k_votes_by_value():
+    rows = [("p1", 0, False, "7", 10, None), ("p1", 1, True, "0.5", 10, None),
+            ("p1", 2, True, r"\frac{1}{2}", 10, None), ("p1", 3, False, "7.0", 10, None),
+            ("p2", 0, True, r"\sqrt{2}/2", 10, None), ("p2", 1, False, "1", 10, None),
+            ("p2", 2, False, "2", 10, None), ("p2", 3, True, r"\frac{\sqrt{2}}{2}", 10, None)]
+    m = compute_metrics(gens(rows), ks=[4]).set_index("metric")
+    # p1: {7, 7.0} and {0.5, 1/2} tie at 2; 7 came first -> wrong. p2: sqrt2/2 (2 votes) right
+    assert m.loc["maj@4", "value"] == pytest.approx(0.5)
+
+
 def gens(rows: list[tuple], model="m", bench="b", budget=None) -> pd.DataFrame:
     """rows: (problem_id, sample_index, correct, extracted, output_tokens, thinking_tokens)."""
     df = pd.DataFrame(rows, columns=["problem_id", "sample_index", "correct", "extracted_answer",
@@ -99,8 +134,13 @@ def test_compute_metrics_values_stderr_and_cost():
     assert m.loc["maj@4", "avg_output_tokens"] == pytest.approx(4 * mean_tokens)
     first2 = (10 + 20 + 10 + 10 + 5 + 5) / 6
     assert m.loc["maj@2", "avg_output_tokens"] == pytest.approx(2 * first2)
-    assert m.loc["pass@1", "avg_thinking_tokens"] == pytest.approx(15.0)  # mean of non-null
-    assert m.loc["maj@2", "avg_thinking_tokens"] == pytest.approx(2 * 9.0)
+    # thinking is averaged over the same samples as the output (no thinking counts 0), so it
+    # never exceeds the output average; the share that had any thinking is stated beside it
+    assert m.loc["pass@1", "avg_thinking_tokens"] == pytest.approx(60 / 12)
+    assert m.loc["pass@1", "thinking_share"] == pytest.approx(4 / 12)
+    assert m.loc["maj@2", "avg_thinking_tokens"] == pytest.approx(2 * 18 / 6)
+    assert m.loc["maj@2", "thinking_share"] == pytest.approx(2 / 6)
+    assert (m["avg_thinking_tokens"] <= m["avg_output_tokens"]).all()
     assert m.loc["pass@1", "n_problems"] == 3 and m.loc["pass@1", "n_samples"] == 12
     assert m.loc["maj@2", "n_samples"] == 6
 

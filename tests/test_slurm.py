@@ -53,7 +53,8 @@ Job = tuple[str, str]  # (rule, wildcard values as the SLURM plugin joins them)
 
 def executed_jobs(log: str) -> tuple[set[Job], set[Job]]:
     """Jobs Snakemake started, split into (remote, local), from its `rule X:` / `localrule X:`
-    blocks. The wildcard values are joined with '_' as the plugin does in the job comment."""
+    (and `checkpoint X:` / `localcheckpoint X:`) blocks. The wildcard values are joined with '_'
+    as the plugin does in the job comment."""
     remote: set[Job] = set()
     local: set[Job] = set()
     current: tuple[str, str, list[str]] | None = None
@@ -66,7 +67,7 @@ def executed_jobs(log: str) -> tuple[set[Job], set[Job]]:
     # --show-failed-logs embeds each failed job's own log (its inner `localrule` blocks): drop it
     log = re.sub(r"^Logfile [^\n]*:\n(=+)\n.*?^\1$", "", log, flags=re.M | re.S)
     for line in log.splitlines():
-        head = re.match(r"^(local)?rule (\S+):$", line)
+        head = re.match(r"^(local)?(?:rule|checkpoint) (\S+):$", line)  # checkpoints too
         if head:
             close()
             current = (head.group(1) or "", head.group(2), [])

@@ -80,7 +80,7 @@ def test_online_and_local_traces_have_the_same_schema(tmp_path, pool, tiny):
     again = collect_traces("loc", task_spec(local_teacher(tiny)), pool, str(tmp_path / "cache"),
                            str(tmp_path / "again.parquet"), progress=False)
     rerun = read_table(tmp_path / "again.parquet", "traces")
-    assert again == 16 and rerun["cached"].all()
+    assert again["rows"] == 16 and rerun["cached"].all()
     assert list(rerun["content"]) == list(loc["content"])
 
 
@@ -118,7 +118,8 @@ def test_local_collection_killed_half_way_resumes_without_regenerating(tmp_path,
         assert not c.get_many(before | new)
     # the local rule merges the shards and writes the table from the cache alone
     out = tmp_path / "loc.parquet"
-    assert collect_traces("loc", spec, pool, cache, str(out), progress=False, shards=shards) == 24
+    record = collect_traces("loc", spec, pool, cache, str(out), progress=False, shards=shards)
+    assert record["rows"] == 24
     table = read_table(out, "traces")
     assert (table["status"] == "ok").sum() == summary["generated"] + len(before)
     assert not list(Path(shards).glob("*.jsonl"))  # merged shards are removed
@@ -220,7 +221,7 @@ def test_the_workflow_wires_a_local_teacher_task(tmp_path):
                  capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     out = dry.stdout
-    assert "rule traces_plan:" in out and "rule traces:" in out  # (all local in a dry run)
+    assert "rule traces_plan:" in out and "checkpoint traces:" in out  # (all local in a dry run)
     gen = out[out.index("rule traces_generate:"):].split("\n\n")[0]
     assert "input: results/traces/distill-qwq.todo.parquet" in gen
     assert "gpu=4" in gen and "runtime=1440" in gen and "slurm_partition=gpu" in gen

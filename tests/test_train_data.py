@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
 from longthought.io import write_table
 from longthought.train.data import IGNORE, encode_chat, load_dataset
-from longthought.train.packing import MODEL_INPUTS, collate, training_attention
+from longthought.train.packing import collate, model_inputs, training_attention
 from longthought.train.synthetic import synthetic_dataset
 from longthought.train.tokenizer import CHAT_TEMPLATE, IM_END, train_tiny_tokenizer
 
@@ -117,8 +117,11 @@ def test_collate_packs_one_unpadded_row_with_restarting_positions(tokenizer, row
     assert (u["labels"][0, n[0]:] == IGNORE).all() and (u["input_ids"][0, n[0]:] == 0).all()
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager",
+                                  pytest.param("flex_attention", marks=pytest.mark.slow)])
 def test_packed_loss_equals_unpacked_loss(tokenizer, rows, attn):
+    """(flex_attention: the GPU path without flash-attn; on the CPU it runs forward only, and
+    compiling its kernel takes ~30 s, hence slow.)"""
     samples = [encode_chat(tokenizer, json.loads(m), 512) for m in rows["messages"][:12]]
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
@@ -127,9 +130,9 @@ def test_packed_loss_equals_unpacked_loss(tokenizer, rows, attn):
     config._attn_implementation = training_attention(attn)
     model = Qwen2ForCausalLM(config).eval()
 
-    def mean_loss(b: dict, keys=MODEL_INPUTS) -> float:
+    def mean_loss(b: dict) -> float:
         with torch.no_grad():
-            logits = model(**{k: v for k, v in b.items() if k in keys}).logits
+            logits = model(**model_inputs(b, config._attn_implementation)).logits
         total = F.cross_entropy(logits.flatten(0, 1), b["labels"].flatten(), reduction="sum")
         return total.item() / int((b["labels"] != IGNORE).sum())
 
@@ -142,7 +145,53 @@ def test_packed_loss_equals_unpacked_loss(tokenizer, rows, attn):
     # an untrained model attends almost uniformly, so leakage moves the mean loss only ~1e-5.)
     leaky = {**packed, "position_ids": torch.arange(packed["n_tokens"])[None]}
     with torch.no_grad():
-        fair = model(**{k: v for k, v in packed.items() if k in MODEL_INPUTS}).logits
+        fair = model(**model_inputs(packed, config._attn_implementation)).logits
         bled = model(input_ids=leaky["input_ids"], position_ids=leaky["position_ids"]).logits
     second = slice(len(samples[0].input_ids), None)
     assert (fair[0, second] - bled[0, second]).abs().max().item() > 1e-2
+
+
+def test_attention_is_chosen_per_device_and_never_silently(monkeypatch):
+    import importlib.util
+
+    from longthought.train import packing
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    real = importlib.util.find_spec
+    installed: set[str] = set()
+
+    def find_spec(name, *args):  # flash-attn is "installed" exactly when named in `installed`
+        if name in packing.FLASH_MODULES.values():
+            return object() if name in installed else None
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert packing.choose_attention("auto", cpu) == ("sdpa", "the CPU: causal sdpa per "
+                                                             "packed sample")
+    assert packing.choose_attention("auto", gpu)[0] == "flex_attention"
+    impl, why = packing.choose_attention("flash_attention_2", gpu)
+    assert impl == "flex_attention" and why.startswith("flash_attention_2 needs the flash_attn")
+    impl, why = packing.choose_attention("flex_attention", cpu)
+    assert impl == "sdpa" and "no backward pass on the CPU" in why
+    assert "auto would pick" in packing.choose_attention("sdpa", gpu)[1]
+    installed.add("flash_attn")
+    assert packing.choose_attention("auto", gpu)[0] == "flash_attention_2"
+    assert packing.choose_attention("flash_attention_2", gpu)[0] == "flash_attention_2"
+    assert packing.choose_attention("flash_attention_2", cpu)[0] == "sdpa"
+    assert packing.choose_attention("eager", gpu)[0] == "eager"
+
+
+def test_each_attention_gets_the_sample_bounds_in_its_own_form(tokenizer, rows):
+    from longthought.train.packing import VARLEN, model_inputs
+
+    samples = [encode_chat(tokenizer, json.loads(m), 512) for m in rows["messages"][:3]]
+    b = collate(samples, True, tokenizer.pad_token_id)
+    assert b["packed_bounds"] == tuple(b["cu_seq_lens_q"].tolist())  # plain ints, once per batch
+    assert set(model_inputs(b, VARLEN)) == {"input_ids", "position_ids", "packed_bounds"}
+    assert set(model_inputs(b, "flash_attention_2")) == {
+        "input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
+        "max_length_k"}
+    assert set(model_inputs(b, "flex_attention")) == set(model_inputs(b, "eager")) == {
+        "input_ids", "position_ids"}  # transformers masks by the restarting positions
+    u = collate(samples, False, tokenizer.pad_token_id)
+    assert set(model_inputs(u, VARLEN)) == {"input_ids", "position_ids"}

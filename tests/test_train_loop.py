@@ -174,3 +174,45 @@ def test_bad_input_fails_before_training(world, tmp_path, capsys):
     bad = make_spec([stage("format-arith", schedule="step"), stage("longthought-arith")])
     assert "students.tiny.stages[0].schedule must be one of" in cli([fmt, fmt], bad)
     assert not (tmp_path / "out").exists()
+
+
+def test_token_budget_steps_resume_exactly_and_say_what_ran(world, monkeypatch, capsys):
+    """Micro-batches by token budget: each within budget, and 'resume = straight' still holds
+    (the plan is a pure function of the step); attention and loss choices are logged."""
+    spec = make_spec([stage("format-arith", max_steps=2),
+                      stage("longthought-arith", epochs=2, grad_accum=2,
+                            max_tokens_per_batch=1024)], checkpoint_every=3)
+    straight = run(world, spec, "tok_straight")
+    out = capsys.readouterr().out
+    assert "[train] attention: sdpa (requested: causal sdpa per packed sample)" in out
+    assert "[train] cross-entropy: chunked (liger-kernel needs a GPU)" in out
+    hp = json.loads((straight / loop.HPARAMS_FILE).read_text())
+    assert hp["cross_entropy_used"] == "chunked" and hp["attn_implementation_used"] == "sdpa"
+    assert all(c and Path(c).is_dir() for c in hp["token_caches"])
+    assert hp["stages"][1]["samples_per_step"] is None
+    log = read_table(straight / loop.LOG_FILE, "train_log")
+    tokens = log[log["stage"] == 1]["tokens"]
+    assert len(tokens) == hp["stages"][1]["steps"] >= 3
+    assert (tokens <= 2 * 1024).all()
+    assert (tokens > 2 * 1024 * 0.8).sum() >= len(tokens) - 2  # one part-filled bin per epoch
+    assert log["epoch"].iloc[-1] == pytest.approx(2.0, abs=0.35)
+
+    real_lr_at = loop.lr_at
+
+    def crash(st, step, steps):
+        if st.dataset == "longthought-arith" and step == 2:
+            raise RuntimeError("preempted")
+        return real_lr_at(st, step, steps)
+
+    monkeypatch.setattr(loop, "lr_at", crash)
+    with pytest.raises(RuntimeError, match="preempted"):
+        run(world, spec, "tok_resumed")
+    monkeypatch.setattr(loop, "lr_at", real_lr_at)
+    resumed = run(world, spec, "tok_resumed")
+    assert "resuming at stage 1, step 1 (global step 3)" in capsys.readouterr().out
+    a, b = weights(straight), weights(resumed)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    lb = read_table(resumed / loop.LOG_FILE, "train_log")
+    assert log["tokens"].tolist() == lb["tokens"].tolist()
+    assert log["loss"].tolist() == pytest.approx(lb["loss"].tolist(), rel=1e-5)

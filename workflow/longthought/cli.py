@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 
 # subpackages whose `commands.register(subparsers)` adds verbs
 COMMAND_MODULES = [
+    "longthought.answers.commands",
     "longthought.problems.commands",
     "longthought.teacher.commands",
     "longthought.curate.commands",
@@ -25,14 +25,21 @@ COMMAND_MODULES = [
 
 
 def spec_arg(text: str) -> dict:
-    """Parse a `--spec` argument: a JSON object (rules pass config slices this way)."""
+    """Parse a `--spec` argument: the path of a JSON file holding an object (what the workflow's
+    rules pass: a small job file, so the printed command stays short), or the JSON text itself."""
+    from longthought.jobspec import read_spec
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {exc}") from None
+        value = read_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("--spec must be a JSON object")
+        raise argparse.ArgumentTypeError(f"--spec {_short(text)} must hold a JSON object")
     return value
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -225,6 +225,9 @@ def check_refs(config: dict) -> Errors:
     ev = config.get("evaluation") or {}
     for i, b in enumerate(ev.get("benchmarks", [])):
         need(f"evaluation.benchmarks[{i}]", b, "benchmarks")
+    for i, m in enumerate(ev.get("budget_models") or []):
+        if m not in ev.get("models", []):
+            errors.append(f"evaluation.budget_models[{i}]: {m!r} is not one of evaluation.models")
     for i, m in enumerate(ev.get("models", [])):
         if model_kind(config, m) is None:
             errors.append(f"evaluation.models[{i}]: {m!r} is neither a student, '<student>@init', "
@@ -397,6 +400,18 @@ def check_unused_keys(config: dict) -> Errors:
         if "tiny" in spec and spec["base_model"] != "tiny":
             errors.append(f"students.{name}.tiny: only used with base_model 'tiny', not "
                           f"{spec['base_model']!r}; remove it")
+        hub = spec["base_model"] != "tiny" and not _looks_local(spec["base_model"])
+        for key in ("revision", "snapshot_dir"):
+            if key in spec and not hub:
+                errors.append(f"students.{name}.{key}: only used with a hub id as base_model "
+                              f"(it pins and downloads one), not {spec['base_model']!r}; "
+                              "remove it")
+        for i, stage in enumerate(spec.get("stages") or []):
+            budget, longest = stage.get("max_tokens_per_batch"), stage.get("max_length", 1024)
+            if budget is not None and budget < longest:
+                errors.append(f"students.{name}.stages[{i}].max_tokens_per_batch: {budget} is "
+                              f"less than max_length ({longest}); a sample is never split "
+                              "across micro-batches, so the budget must hold the longest one")
     return errors
 
 
@@ -544,8 +559,11 @@ def _looks_local(name: str) -> bool:
             or name.count("/") > 1 or ("/" in name and Path(name.split("/", 1)[0]).is_dir()))
 
 
-def _model_ref(where: str, name: str, files: tuple[str, ...] = ("config.json",)) -> Errors:
-    """A local model path must exist; offline, a hub id must already be in the local cache."""
+def _model_ref(where: str, name: str, files: tuple[str, ...] = ("config.json",),
+               cache_dirs: tuple[str | None, ...] = (None,),
+               revision: str | None = None) -> Errors:
+    """A local model path must exist; offline, a hub id must already be in a local cache
+    (`cache_dirs`; None is the default Hugging Face cache)."""
     if _looks_local(name):
         p = Path(name).expanduser()
         if not any((p / f).is_file() for f in files):
@@ -555,7 +573,9 @@ def _model_ref(where: str, name: str, files: tuple[str, ...] = ("config.json",))
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(name, files[0]), str):
+        if not any(isinstance(try_to_load_from_cache(name, files[0], cache_dir=d,
+                                                     revision=revision), str)
+                   for d in cache_dirs):
             return [f"{where}: hub model {name!r} is not in the local Hugging Face cache and "
                     "HF_HUB_OFFLINE is set; download it first or give a local path"]
     return []
@@ -590,7 +610,10 @@ def check_files(config: dict) -> Errors:
     for name, spec in (config.get("students") or {}).items():
         where = f"students.{name}"
         if spec["base_model"] != "tiny":
-            errors += _model_ref(f"{where}.base_model", spec["base_model"])
+            # a pinned hub base may also be in its snapshot_dir (train.student's default)
+            snapshots = spec.get("snapshot_dir") or ".cache/longthought/hub"
+            errors += _model_ref(f"{where}.base_model", spec["base_model"],
+                                 cache_dirs=(snapshots, None), revision=spec.get("revision"))
         acc = spec.get("accelerate_config")
         if acc:
             found = _file(f"{where}.accelerate_config", acc, "accelerate config")

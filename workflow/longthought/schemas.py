@@ -154,6 +154,8 @@ GENERATIONS = _schema(
         "extracted_answer": _opt_str,
         "correct": Column("boolean", nullable=True),  # null = checker could not decide
         "verdict": _str,  # checker reason: correct, wrong, no_answer, timeout, undecided
+        # which extraction found the answer: boxed, answer_phrase, last_math, final_line, none
+        "extraction": Column(str, nullable=True, required=False),
         "latency_s": _opt_float,
         "backend": _str,
         "temperature": _float0,
@@ -175,7 +177,8 @@ METRICS = _schema(
         "value": Column(float),
         "stderr": _opt_float,
         "avg_output_tokens": _float0,
-        "avg_thinking_tokens": _opt_float,
+        "avg_thinking_tokens": _opt_float,  # over all samples (0 for those without thinking)
+        "thinking_share": Column(float, Check.in_range(0, 1)),  # samples with any thinking
         "n_problems": _int0,
         "n_samples": _int0,
     },

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from longthought.curate.extract import extract_thinking
+from longthought.answers.thinking import extract_thinking
 
 FORMATS = ("think", "sky", "plain")
 

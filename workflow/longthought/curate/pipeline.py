@@ -2,10 +2,13 @@
 
 Filters run in funnel order, and each row is removed by the first that rejects it:
 
-    malformed        status != ok, empty content, missing ids, a duplicate trace_id (always on)
+    missing          no response: failed or skipped by the budget cap (a partial collection)
+    malformed        another status, empty content, missing ids, a duplicate trace_id
     truncated        finish_reason == "length"
     thought_markers  thought markers missing or unbalanced (unless the thought came separately)
-    final_answer     no final answer extracted (or one refused as hostile)
+    final_answer     no final answer after the thought: none in \boxed{} (answer_extraction:
+                     boxed, the default), a thought cut off before </think>, a refusal, nothing
+                     math-verify can extract (full), or a box refused as hostile
     correct          math-verify against the gold answer: wrong / undecided / timeout / error
     length           outside [min_tokens, max_tokens] (usage completion_tokens, or a tokenizer)
     repetition       repeated word n-gram ratio above max_ratio
@@ -13,38 +16,41 @@ Filters run in funnel order, and each row is removed by the first that rejects i
     dedup            duplicate problems (exact, MinHash LSH), identical responses, keep policy
     decontaminate    a word n-gram shared with a benchmark problem
 
-Built to stream 100k+ long traces in bounded memory: pass 1 reads each trace file in batches and
-analyses them in worker processes, keeping only a small record per row; answers go to the
-deadline-bounded checker pool; dedup and decontamination then work on problem texts; pass 2
-re-reads the files and writes the kept rows chunk by chunk. Every rejected row lands in the
-rejected table with its filter, reason and detail, and `kept + rejected = input` is asserted.
+Built to stream 100k+ long traces in bounded memory: one pass reads each trace file in batches
+and analyses them in worker processes, keeping only a small record per row; the workers also
+format every row that passes the early filters into an Arrow shard (`export`); answers that need
+a parser go to the deadline-bounded checker pool; dedup and decontamination then work on problem
+texts; finally the kept rows are assembled from the shards with Arrow operations (the traces are
+not read twice). Every rejected row lands in the rejected table with its filter, reason and
+detail, and `kept + rejected = input` is asserted.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import shutil
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longthought import io
-from longthought.curate.answers import AnswerChecker
+from longthought.answers.checker import AnswerChecker, Verdict, check_extraction
+from longthought.answers.pool import OK, DeadlinePool
 from longthought.curate.decontaminate import BenchmarkIndex
 from longthought.curate.dedup import KEEP, Candidate, cluster_problems, keep_policy
-from longthought.curate.extract import Extraction
-from longthought.curate.formatting import FORMATS, build_messages, messages_json
-from longthought.curate.pool import OK, DeadlinePool
+from longthought.curate.export import assemble
+from longthought.curate.formatting import FORMATS
 from longthought.curate.tracefilters import SCRIPTS, RowResult
 from longthought.schemas import ALL
 
-STEPS = ("malformed", "truncated", "thought_markers", "final_answer", "correct", "length",
-         "repetition", "language", "dedup", "decontaminate")
+STEPS = ("missing", "malformed", "truncated", "thought_markers", "final_answer", "correct",
+         "length", "repetition", "language", "dedup", "decontaminate")
 TRACE_COLUMNS = list(ALL["traces"].columns)
 READ_COLUMNS = ["trace_id", "task", "problem_id", "problem", "answer", "status", "error",
                 "content", "reasoning_content", "finish_reason", "completion_tokens"]
@@ -72,11 +78,14 @@ def _section(spec: dict, key: str, defaults: dict, where: str) -> dict:
 def resolve_spec(spec: dict, name: str) -> dict:
     """datasets.<name> with defaults filled in and every knob checked (errors name the key)."""
     where = f"datasets.{name}"
-    known = {"tasks", "filters", "dedup", "decontaminate", "format"}
+    known = {"tasks", "filters", "dedup", "decontaminate", "format", "answer_extraction"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     f = _section(spec, "filters", FILTER_DEFAULTS, where)
+    # the answer must be boxed unless the dataset says otherwise (the teacher was asked for it)
+    f["answer_extraction"] = check_extraction(spec.get("answer_extraction", "boxed"),
+                                              f"{where}.answer_extraction")
     if f["thought_markers"] not in (True, False, None, "auto", "think", "sky"):
         raise ValueError(f"{where}.filters.thought_markers must be true/false/think/sky")
     f["thought_markers"] = f["thought_markers"] or False
@@ -148,11 +157,6 @@ def _arrow_batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
         offset += batch.num_rows
 
 
-def _batches(pf: pq.ParquetFile, rows: int, columns: list[str]):
-    for offset, batch in _arrow_batches(pf, rows, columns):
-        yield offset, batch.to_pylist()
-
-
 def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], out: str,
            rejected: str, funnel: str, export_dir: str | None = None, workers: int | None = None,
            timeout_s: float | None = None, batch_rows: int = 256) -> dict:
@@ -164,6 +168,9 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     if timeout_s is None:
         correct = filters["correct"]
         timeout_s = float(correct.get("timeout_s", 5.0)) if isinstance(correct, dict) else 5.0
+    if export_dir is not None:  # the export needs `datasets` (~1 s to import): load it now,
+        # while the workers analyse, not on the write phase's clock
+        threading.Thread(target=importlib.import_module, args=("datasets",), daemon=True).start()
     t_bench = time.monotonic()
     bench_tables = _load_benchmarks(benchmarks, cfg["decontaminate"], dataset)
     seconds_decon = time.monotonic() - t_bench
@@ -173,38 +180,50 @@ def curate(dataset: str, spec: dict, traces: list[str], benchmarks: list[str], o
     seen: dict[str, str] = {}
     analyser = DeadlinePool(_ANALYSER, workers=workers, timeout_s=600, memory_mb=None, chunk=1)
     checker = AnswerChecker(workers=workers, timeout_s=timeout_s)
-    item_spec = {"filters": filters, "format": cfg["format"]}
+    shard_dir = tempfile.mkdtemp(prefix=f".{Path(out).name}.shards.",
+                                 dir=Path(out).resolve().parent)
+    item_spec = {"filters": filters, "format": cfg["format"], "dataset": dataset,
+                 "shard_dir": shard_dir}
     try:
-        for fi, (path, pf) in enumerate(zip(traces, files, strict=True)):
-            window: list[dict] = []
-            # Arrow batches go to the workers as they are: the long texts become Python strings
-            # only there, so the parent's heap holds nothing per row but the small results.
-            for offset, batch in _arrow_batches(pf, batch_rows, READ_COLUMNS):
-                window.append({"batch": batch, "spec": item_spec, "offset": offset})
-                if len(window) >= 2 * workers:
+        try:
+            for fi, (path, pf) in enumerate(zip(traces, files, strict=True)):
+                window: list[dict] = []
+                # Arrow batches go to the workers as they are: the long texts become Python
+                # strings only there, so the parent's heap holds nothing per row but the small
+                # results.
+                for offset, batch in _arrow_batches(pf, batch_rows, READ_COLUMNS):
+                    window.append({"batch": batch, "spec": item_spec, "offset": offset,
+                                   "file": fi})
+                    if len(window) >= 2 * workers:
+                        rows += _analyse_window(window, analyser, checker, filters, path, fi,
+                                                seen)
+                        window = []
+                if window:
                     rows += _analyse_window(window, analyser, checker, filters, path, fi, seen)
-                    window = []
-            if window:
-                rows += _analyse_window(window, analyser, checker, filters, path, fi, seen)
-    finally:
-        analyser.close()
-        checker.close()
-    t_analysed = time.monotonic()
-    n_input = len(rows)
-    _late_filters(rows, filters)
-    _dedup(rows, cfg["dedup"])
-    if bench_tables:
-        t_decon = time.monotonic()
-        _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
-        seconds_decon += time.monotonic() - t_decon
+        finally:
+            analyser.close()
+            checker.close()
+        t_analysed = time.monotonic()
+        n_input = len(rows)
+        _late_filters(rows, filters)
+        _dedup(rows, cfg["dedup"])
+        if bench_tables:
+            t_decon = time.monotonic()
+            _decontaminate(rows, bench_tables, int(cfg["decontaminate"]["ngram"]))
+            seconds_decon += time.monotonic() - t_decon
 
-    t_filtered = time.monotonic()
-    kept = {(r.file, r.res.row): r.res for r in rows if r.res.filter is None}
-    rej = _rejected_frame(rows, dataset)
-    assert len(kept) + len(rej) == n_input, "curation lost rows"
-    n_kept = _write_dataset(dataset, traces, files, kept, cfg["format"], out, export_dir,
-                            batch_rows)
-    assert n_kept == len(kept)
+        t_filtered = time.monotonic()
+        kept: dict[int, set[int]] = {}
+        for r in rows:
+            if r.res.filter is None:
+                kept.setdefault(r.file, set()).add(r.res.row)
+        n_kept_rows = sum(map(len, kept.values()))
+        rej = _rejected_frame(rows, dataset)
+        assert n_kept_rows + len(rej) == n_input, "curation lost rows"
+        n_kept = assemble(shard_dir, kept, out, export_dir)
+        assert n_kept == n_kept_rows, f"{n_kept} rows written, {n_kept_rows} kept"
+    finally:
+        shutil.rmtree(shard_dir, ignore_errors=True)
     io.write_table(rej, rejected, "rejected")
     fun = _funnel(rows, dataset, filters, cfg)
     io.write_table(fun, funnel, "funnel")
@@ -238,26 +257,38 @@ def _analyse_window(window: list[dict], analyser: DeadlinePool, checker: AnswerC
             if res.sample_id in seen:
                 first = seen[res.sample_id]
                 res.sample_id = f"{res.sample_id}@{place}"
-                if res.filter != "malformed":
+                if res.filter not in ("malformed", "missing"):
                     res.filter, res.reason, res.detail = ("malformed", "duplicate trace_id",
                                                           f"first seen at {first}")
             else:
                 seen[res.sample_id] = place
             out.append(_Row(fi, res))
-    if filters["correct"]:
-        todo = [r.res for r in out if r.res.filter is None]
-        verdicts = checker.check_extractions(
-            [r.answer for r in todo],
-            [Extraction(r.extracted, r.method, r.extract_detail) for r in todo])
-        for r, v in zip(todo, verdicts, strict=True):
-            if v.correct:
-                continue
-            reason = {"wrong": "wrong answer", "no_answer": "no final answer"}.get(
-                v.reason, v.reason)
-            extra = f"; {v.detail}" if v.detail else ""
-            r.filter, r.reason = "correct", reason
-            r.detail = f"extracted {_clip(v.extracted)!r}, gold {_clip(r.answer)!r}{extra}"
+    todo = [r.res for r in out if r.res.filter is None and r.res.pending is not None]
+    if todo and filters["correct"]:
+        for r, v in zip(todo, checker.resolve([r.pending for r in todo]), strict=True):
+            r.verdict = v
+    for row in out:
+        r = row.res
+        r.pending = None  # the final text it carried is not needed any more
+        if r.filter is None and r.verdict is not None:
+            _apply_verdict(r, r.verdict, filters)
+            r.verdict = None
     return out
+
+
+def _apply_verdict(r: RowResult, v: Verdict, filters: dict) -> None:
+    """Reject a row whose answer is not correct: no answer -> final_answer (when on), the rest
+    -> correct (when on)."""
+    if v.correct:
+        return
+    extra = f"; {v.detail}" if v.detail else ""
+    found = f" (found by {v.method})" if v.method != "none" else ""
+    detail = f"extracted {_clip(v.extracted)!r}{found}, gold {_clip(r.answer)!r}{extra}"
+    if v.reason == "no_answer" and filters["final_answer"]:
+        r.filter, r.reason, r.detail = "final_answer", v.detail or "no final answer", detail
+    elif filters["correct"]:
+        reason = {"wrong": "wrong answer", "no_answer": "no final answer"}.get(v.reason, v.reason)
+        r.filter, r.reason, r.detail = "correct", reason, detail
 
 
 def _clip(text: str | None, n: int = 120) -> str | None:
@@ -342,7 +373,7 @@ def _rejected_frame(rows: list[_Row], dataset: str) -> pd.DataFrame:
 
 def _funnel(rows: list[_Row], dataset: str, filters: dict, cfg: dict) -> pd.DataFrame:
     on = {
-        "malformed": True, "truncated": bool(filters["truncated"]),
+        "missing": True, "malformed": True, "truncated": bool(filters["truncated"]),
         "thought_markers": bool(filters["thought_markers"]),
         "final_answer": bool(filters["final_answer"]), "correct": bool(filters["correct"]),
         "length": filters["min_tokens"] is not None or filters["max_tokens"] is not None,
@@ -361,122 +392,3 @@ def _funnel(rows: list[_Row], dataset: str, filters: dict, cfg: dict) -> pd.Data
                     "removed": removed, "rows_out": n - removed})
         n -= removed
     return pd.DataFrame(out, columns=list(ALL["funnel"].columns))
-
-
-class _ChunkWriter:
-    """Validated, chunked parquet writing for tables too big to hold at once (atomic on close)."""
-
-    def __init__(self, path: str, schema_name: str):
-        self.path, self.schema_name = path, schema_name
-        self._cm = io.atomic_path(path)
-        self._tmp = self._cm.__enter__()
-        self._writer: pq.ParquetWriter | None = None
-        self._arrow: pa.Schema | None = None
-        self.rows = 0
-
-    def write(self, df: pd.DataFrame) -> None:
-        df = io.validate(df.reset_index(drop=True), self.schema_name,
-                         f"writing {self.path} (rows {self.rows + 1}-{self.rows + len(df)})",
-                         first_row=self.rows + 1)
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        if self._writer is None:
-            self._arrow = table.schema
-            self._writer = pq.ParquetWriter(self._tmp, self._arrow)
-        self._writer.write_table(table.cast(self._arrow))
-        self.rows += len(df)
-
-    def close(self, ok: bool) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if ok and self._writer is None:  # nothing kept: an empty, valid table
-            io.validate(pd.DataFrame(columns=list(ALL[self.schema_name].columns)),
-                        self.schema_name, self.path).to_parquet(self._tmp, index=False)
-        if ok:
-            self._cm.__exit__(None, None, None)
-        else:
-            self._cm.__exit__(RuntimeError, RuntimeError("aborted"), None)
-
-
-def _write_dataset(dataset: str, paths: list[str], files: list[pq.ParquetFile],
-                   kept: dict[tuple[int, int], RowResult], fmt: dict, out: str,
-                   export_dir: str | None, batch_rows: int) -> int:
-    writer = _ChunkWriter(out, "dataset")
-    export_tmp = None
-    jsonl = None
-    if export_dir is not None:
-        parent = Path(export_dir).resolve().parent
-        export_tmp = io.make_temp_dir(parent, f".{Path(export_dir).name}.")
-        jsonl = open(export_tmp / "data.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-    ok = False
-    try:
-        for fi, pf in enumerate(files):
-            if not any(k[0] == fi for k in kept):
-                continue
-            for offset, records in _batches(pf, batch_rows, READ_COLUMNS):
-                chunk = []
-                for i, rec in enumerate(records):
-                    res = kept.get((fi, offset + i))
-                    if res is None:
-                        continue
-                    encoded = messages_json(build_messages(res.problem, rec, fmt))
-                    chunk.append({"sample_id": res.sample_id, "dataset": dataset,
-                                  "task": res.task, "problem_id": res.problem_id,
-                                  "problem": res.problem, "answer": res.answer,
-                                  "messages": encoded, "completion_tokens": res.tokens})
-                    if jsonl is not None:  # the messages are encoded once, spliced in here
-                        fields = json.dumps({
-                            "sample_id": res.sample_id, "problem_id": res.problem_id,
-                            "task": res.task, "dataset": dataset, "answer": res.answer,
-                        }, ensure_ascii=False)
-                        jsonl.write(f'{{"messages": {encoded}, {fields[1:]}\n')
-                if chunk:
-                    df = pd.DataFrame(chunk)
-                    df["completion_tokens"] = df["completion_tokens"].astype("Int64")
-                    writer.write(df)
-        if jsonl is not None:
-            jsonl.close()
-            _save_hf(export_tmp)
-            target = Path(export_dir)
-            if target.exists():
-                shutil.rmtree(target)
-            export_tmp.rename(target)
-            export_tmp = None
-        ok = True
-    finally:
-        if jsonl is not None and not jsonl.closed:
-            jsonl.close()
-        writer.close(ok)
-        if export_tmp is not None:
-            shutil.rmtree(export_tmp, ignore_errors=True)
-    return writer.rows
-
-
-def _jsonl_rows(path: str):
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            yield json.loads(line)
-
-
-def _save_hf(export: Path) -> None:
-    """data.jsonl -> `datasets.Dataset.save_to_disk(export/hf)`, streamed through a temp cache."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    features = datasets.Features({
-        "messages": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
-        "sample_id": datasets.Value("string"), "problem_id": datasets.Value("string"),
-        "task": datasets.Value("string"), "dataset": datasets.Value("string"),
-        "answer": datasets.Value("string"),
-    })
-    data = export / "data.jsonl"
-    cache = export / ".cache"
-    try:
-        if data.stat().st_size == 0:  # one explicit (empty) shard: zero shards do not load
-            ds = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
-            ds.save_to_disk(str(export / "hf"), num_shards=1)
-        else:  # streamed a line at a time: from_json would parse the whole file in memory
-            ds = datasets.Dataset.from_generator(_jsonl_rows, gen_kwargs={"path": str(data)},
-                                                 features=features, cache_dir=str(cache))
-            ds.save_to_disk(str(export / "hf"))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)

@@ -11,15 +11,22 @@ Model specs (docs/architecture.md):
   limits and request cache as trace collection (`longthought.teacher.collect`).
 
 Budget forcing (`budget`, see `forcing`) is available on the local backends only: an API cannot be
-stopped mid-thought and made to answer.
+stopped mid-thought and made to answer. `generate_budget_texts` runs several budgets at once; on
+the transformers backend they share their decoded prefix (see `hf_backend`).
+
+This is the public entry for any caller that needs a local or API model's outputs (evaluation,
+generalization, a local teacher): prompts + sampling in, `Output`s (text, token counts, and on
+the transformers backend the token ids) out.
 """
 
 from __future__ import annotations
 
+import time
+
 from longthought.evaluate.forcing import BudgetForcing, validate_budget
 from longthought.evaluate.outputs import Output
 
-__all__ = ["Output", "generate_texts", "validate_sampling"]
+__all__ = ["Output", "generate_budget_texts", "generate_texts", "validate_sampling"]
 
 LOCAL_KINDS = ("local", "hf")
 
@@ -59,8 +66,21 @@ def generate_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, 
     (local backends). `cache_dir` is the API request cache. `forcing` configures the
     end-of-thinking marker and the forced-answer suffix.
     """
+    return generate_budget_texts(model_spec, prompts, sampling, n, [budget],
+                                 batch_size=batch_size, cache_dir=cache_dir,
+                                 forcing=forcing)[budget][0]
+
+
+def generate_budget_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, n: int,
+                          budgets: list[int | None], *, batch_size: int = 16,
+                          cache_dir: str | None = None,
+                          forcing: BudgetForcing | dict | None = None
+                          ) -> dict[int | None, tuple[list[list[Output]], float]]:
+    """{budget: (outputs as `generate_texts` gives them, seconds spent)} for each budget
+    (None = uncapped). On the transformers backend the budgets share the decoded prefix, and
+    the seconds of the shared part go to the largest budget."""
     sampling = validate_sampling(sampling)
-    budget = validate_budget(budget)
+    budgets = [validate_budget(b) for b in budgets]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n (samples per prompt) must be an integer >= 1 (got {n!r})")
     forcing = forcing if isinstance(forcing, BudgetForcing) else BudgetForcing.from_spec(forcing)
@@ -70,9 +90,17 @@ def generate_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, 
                 for m in messages):
             raise ValueError(f"prompt {i}: expected a list of {{'role', 'content'}} messages")
     if not prompts:
-        return []
+        return {b: ([], 0.0) for b in budgets}
     name = model_spec.get("name", "?")
     kind = model_spec.get("kind")
+
+    def each(run) -> dict[int | None, tuple[list[list[Output]], float]]:
+        out = {}
+        for b in dict.fromkeys(budgets):
+            t0 = time.perf_counter()
+            out[b] = (run(b), time.perf_counter() - t0)
+        return out
+
     if kind in LOCAL_KINDS:
         from longthought.evaluate.hf_backend import model_path
 
@@ -83,19 +111,20 @@ def generate_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, 
 
             gen = load_generator(path, model_spec.get("device"), model_spec.get("dtype"),
                                  model_spec.get("attn_implementation"))
-            return gen.generate(prompts, sampling, n, budget, forcing, batch_size)
+            return gen.generate_budgets(prompts, sampling, n, budgets, forcing, batch_size)
         if backend == "vllm":
             from longthought.evaluate.vllm_backend import generate_vllm
 
-            return generate_vllm(path, model_spec, prompts, sampling, n, budget, forcing)
+            return each(lambda b: generate_vllm(path, model_spec, prompts, sampling, n, b,
+                                                forcing))
         raise ValueError(f"model {name}: unknown backend {backend!r}; use transformers or vllm")
     if kind == "api":
-        if budget is not None:
+        if any(b is not None for b in budgets):
             raise ValueError(f"model {name}: budget forcing needs a local backend "
                              f"(transformers or vllm), not an API model")
         if "teacher" not in model_spec:
             raise ValueError(f"model {name}: an api model spec needs 'teacher'")
         from longthought.evaluate.api_backend import generate_api
 
-        return generate_api(model_spec, prompts, sampling, n, cache_dir, forcing)
+        return each(lambda b: generate_api(model_spec, prompts, sampling, n, cache_dir, forcing))
     raise ValueError(f"model {name}: unknown kind {kind!r}; use 'local' or 'api'")

@@ -23,8 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="sample a model on a benchmark and score every sample")
     p.add_argument("--model", required=True, help="model name (as in config) written in each row")
     p.add_argument("--spec", required=True, type=spec_arg,
-                   help='JSON: {"model": <model spec>, "sampling": {n, temperature, top_p, '
-                        'max_new_tokens, seed, system}, "budgets": [..], "batch_size": .., '
+                   help='a JSON file (or JSON text): {"model": <model spec>, "sampling": '
+                        '{n, temperature, top_p, max_new_tokens, seed, system}, "budgets": '
+                        '[..], "batch_size": .., '
                         '"checker": {timeout_s, workers}, "prompt": "..{problem}..", '
                         '"benchmark": name, "budget_forcing": {marker, suffix, answer_tokens}}')
     p.add_argument("--bench", required=True, help="benchmark table (problems schema, parquet)")

@@ -29,8 +29,14 @@ _CORPUS = [
 def build_tiny_chat_model(path: str | Path, *, hidden_size: int = 64, num_layers: int = 2,
                           num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128,
                           vocab_size: int = 384, seed: int = 0,
-                          tie_embeddings: bool = True) -> Path:
-    """Write a random Qwen2 chat model + tokenizer to `path`; returns the path."""
+                          tie_embeddings: bool = True, mean_length: int | None = None) -> Path:
+    """Write a random Qwen2 chat model + tokenizer to `path`; returns the path.
+
+    `mean_length`: rig the end-of-sequence logit so that sampled outputs (temperature 1) end
+    after about that many tokens on average (geometric lengths), for tests and benchmarks of
+    batches whose samples finish at different times. Unrigged, a random model almost never
+    ends.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -57,7 +63,27 @@ def build_tiny_chat_model(path: str | Path, *, hidden_size: int = 64, num_layers
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=None)
     model = Qwen2ForCausalLM(config)
+    if mean_length:
+        _rig_length(model, tokenizer.eos_token_id, mean_length)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(path)
     return path
+
+
+def _rig_length(model, eos_id: int, mean_length: int) -> None:
+    """A constant feature in every embedding (dimension 0) that only the EOS row of the head
+    reads: after the final norm it dominates that dimension, so EOS gets an almost constant
+    logit c with exp(c) / (exp(c) + vocab - 1) = 1 / mean_length, whatever the context."""
+    import math
+
+    import torch
+
+    if model.config.tie_word_embeddings:
+        raise ValueError("mean_length needs tie_embeddings=False")
+    vocab, hidden = model.lm_head.weight.shape
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        h0 = math.sqrt(hidden)  # dimension 0 after RMSNorm when it dominates the vector
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[eos_id, 0] = math.log((vocab - 1) / max(1, mean_length - 1)) / h0

@@ -1,10 +1,31 @@
-"""Generation with `transformers`: batched, left-padded, KV-cached, on CPU or GPU.
+"""Generation with `transformers`: continuously batched, KV-cached, on CPU or GPU.
 
-The decode loop is written out here rather than delegated to `model.generate` so that three
+The decode loop is written out here rather than delegated to `model.generate` so that four
 things are exact: per-sample seeded sampling (see `sampling`), budget forcing inside the same
-batched loop (forced tokens are fed one per step, so the batch stays in lockstep and the prompt
-is never re-encoded), and per-sample token and thinking counts. Finished samples leave the batch
-(their KV-cache rows are dropped), so one long sample does not make the others pay for it.
+batched loop (forced tokens are fed one per step, so the prompt is never re-encoded), per-sample
+token and thinking counts, and a batch that stays full:
+
+- **Refill** (continuous batching): a finished sample leaves the batch (its KV-cache row is
+  dropped) and, once `batch_size / 8` slots are free, waiting prompts are prefilled and their
+  cache rows joined to the running batch (left-padded to a common width; leading columns that
+  no row uses any more are trimmed). A batch no longer runs for its longest sample with fewer
+  and fewer live rows. It is on by default on a GPU, where a decode step costs the read of the
+  weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
+  the time. On the CPU a step's cost grows with its rows and with the padded cache width, and
+  rows of different ages pad each other's cache: with the demo-sized model refill halved the
+  steps but not the time, so there fixed batches (finished rows still leave) stay the default.
+- **Per-row random state on demand**: each sample draws its uniforms 64 at a time from its own
+  generator (the same numbers as drawing them all up front), never a full-length tensor.
+- **Budgets share their prefix** (`generate_budgets`): with common random numbers, a sample
+  capped at B thinking tokens is the uncapped sample up to B, then the forced suffix; so the
+  largest-cap run is decoded once and every smaller budget only prefills that prefix + suffix
+  and decodes its `answer_tokens`. Samples whose thought ended within B are the same sample.
+
+Reproducibility: a sample's tokens depend only on its seed and the model, not on batching, on
+refill, or on which other prompts run; on one CPU thread batched and sequential runs are
+bit-identical (tested). On a GPU, bf16 kernels choose their reduction order by batch shape, so
+refill and batch size can flip a token where two candidates are within rounding: outputs are
+then reproducible for the same batch size and prompts, not across them.
 """
 
 from __future__ import annotations
@@ -20,10 +41,11 @@ import torch
 
 from longthought.evaluate.forcing import BudgetForcing
 from longthought.evaluate.outputs import Output
-from longthought.evaluate.sampling import choose_tokens, sample_seed, uniforms
+from longthought.evaluate.sampling import UniformStream, choose_tokens, sample_seed
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
            "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+REFILL_FRACTION = 8  # refill once batch_size / 8 slots are free (each refill is one prefill)
 
 
 @dataclass
@@ -32,9 +54,9 @@ class _Row:
 
     key: tuple[int, int]  # (prompt index, sample index)
     prompt_ids: list[int]
-    u: torch.Tensor
+    u: UniformStream
     budget: int | None
-    gen: list[int] = field(default_factory=list)
+    gen: list[int] = field(default_factory=list)  # tokens so far (prefilled ones included)
     queue: deque = field(default_factory=deque)  # forced tokens still to feed
     thinking: int | None = None
     in_thought: bool = True
@@ -42,6 +64,27 @@ class _Row:
     forced: bool = False
     finish: str | None = None
     latency: float | None = None
+    t0: float = 0.0
+
+
+@dataclass
+class _Batch:
+    """The running batch: rows, their KV cache, attention mask, next positions, last logits."""
+
+    rows: list[_Row]
+    cache: object
+    mask: torch.Tensor
+    next_pos: torch.Tensor
+    logits: torch.Tensor  # [rows, vocab]: the logits the next token is chosen from
+
+
+def _left_pad(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - x.shape[dim]
+    if missing <= 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x.new_zeros(shape), x], dim=dim)
 
 
 class TransformersGenerator:
@@ -72,6 +115,7 @@ class TransformersGenerator:
         # only the last position's logits are needed (saves a [batch, prompt, vocab] tensor)
         self._last_only = ({"logits_to_keep": 1} if "logits_to_keep" in
                            inspect.signature(self.model.forward).parameters else {})
+        self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0}
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -98,29 +142,92 @@ class TransformersGenerator:
         return self.tokenizer.decode(ids, skip_special_tokens=False,
                                      clean_up_tokenization_spaces=False)
 
-    def generate(self, prompts: list[list[dict]], sampling: dict, n: int,
-                 budget: int | None = None, forcing: BudgetForcing | None = None,
-                 batch_size: int = 16) -> list[list[Output]]:
-        """n samples per prompt; outputs do not depend on batch_size (see `sampling`)."""
-        forcing = forcing or BudgetForcing()
-        temperature = float(sampling.get("temperature", 0.0))
-        top_p = float(sampling.get("top_p", 1.0))
-        max_new = int(sampling["max_new_tokens"])
-        seed = int(sampling.get("seed", 0))
-        suffix_ids = self._encode_plain(forcing.suffix)
-        cap = max_new if budget is None else min(budget, max_new)
-        length = max(max_new, cap + len(suffix_ids) + forcing.answer_tokens)
-        rows: list[_Row] = []
+    def _rows(self, prompts: list[list[dict]], n: int, seed: int, budget: int | None,
+              max_new: int) -> list[_Row]:
+        rows = []
         for i, messages in enumerate(prompts):
             prompt_ids = self.encode_prompt(messages)
             for j in range(n):
-                rows.append(_Row((i, j), prompt_ids, uniforms(sample_seed(seed, messages, j),
-                                                              length), budget, limit=max_new))
-        # similar prompt lengths together: less padding; results do not depend on the order
-        order = sorted(range(len(rows)), key=lambda r: (len(rows[r].prompt_ids), r))
-        for start in range(0, len(order), max(1, batch_size)):
-            batch = [rows[r] for r in order[start:start + batch_size]]
-            self._run_batch(batch, temperature, top_p, forcing, suffix_ids, cap)
+                rows.append(_Row((i, j), prompt_ids, UniformStream(sample_seed(seed, messages, j)),
+                                 budget, limit=max_new))
+        return rows
+
+    def generate(self, prompts: list[list[dict]], sampling: dict, n: int,
+                 budget: int | None = None, forcing: BudgetForcing | None = None,
+                 batch_size: int = 16, refill: bool | None = None) -> list[list[Output]]:
+        """n samples per prompt; outputs do not depend on batch_size or refill (see `sampling`).
+
+        `refill`: None = on a GPU only (see the module docstring); False runs fixed batches.
+        """
+        forcing = forcing or BudgetForcing()
+        max_new = int(sampling["max_new_tokens"])
+        rows = self._rows(prompts, n, int(sampling.get("seed", 0)), budget, max_new)
+        self._decode_rows(rows, sampling, forcing, self._cap(budget, max_new), batch_size,
+                          refill)
+        return self._collect(rows, prompts, n, forcing)
+
+    def generate_budgets(self, prompts: list[list[dict]], sampling: dict, n: int,
+                         budgets: list[int | None], forcing: BudgetForcing | None = None,
+                         batch_size: int = 16, refill: bool | None = None
+                         ) -> dict[int | None, tuple[list[list[Output]], float]]:
+        """{budget: (n samples per prompt, seconds)} for every budget (None = uncapped).
+
+        The largest cap is decoded in full; each smaller budget continues from its prefix (see
+        the module docstring). Each result equals `generate(..., budget=b)` token for token.
+        """
+        forcing = forcing or BudgetForcing()
+        max_new = int(sampling["max_new_tokens"])
+        suffix_ids = self._encode_plain(forcing.suffix)
+        seed = int(sampling.get("seed", 0))
+        order = sorted(set(budgets), key=lambda b: float("inf") if b is None else b,
+                       reverse=True)
+        results: dict[int | None, tuple[list[list[Output]], float]] = {}
+        t0 = time.perf_counter()
+        ref_budget = order[0]
+        ref = self._rows(prompts, n, seed, ref_budget, max_new)
+        self._decode_rows(ref, sampling, forcing, self._cap(ref_budget, max_new), batch_size,
+                          refill)
+        results[ref_budget] = (self._collect(ref, prompts, n, forcing), time.perf_counter() - t0)
+        ref_cap = self._cap(ref_budget, max_new)
+        for budget in order[1:]:
+            t0 = time.perf_counter()
+            cap = self._cap(budget, max_new)
+            rows = [self._from_reference(r, budget, cap, ref_cap, suffix_ids, forcing)
+                    for r in ref]
+            todo = [r for r in rows if r.finish is None]
+            self._decode_rows(todo, sampling, forcing, cap, batch_size, refill)
+            results[budget] = (self._collect(rows, prompts, n, forcing),
+                               time.perf_counter() - t0)
+        return results
+
+    @staticmethod
+    def _cap(budget: int | None, max_new: int) -> int:
+        return max_new if budget is None else min(budget, max_new)
+
+    def _from_reference(self, ref: _Row, budget: int | None, cap: int, ref_cap: int,
+                        suffix_ids: list[int], forcing: BudgetForcing) -> _Row:
+        """The row of a capped run (cap <= ref_cap), from the reference run's row.
+
+        Identical when the reference closed its thought or ended within `cap` tokens (nothing
+        differs before the cap); otherwise its first `cap` tokens + the forced suffix, to be
+        continued for `answer_tokens` (the same uniforms, from the same positions).
+        """
+        closed = ref.thinking is not None and not ref.forced  # the model ended its thought
+        same = ((closed and ref.thinking <= cap) or (ref.forced and cap == ref_cap)
+                or (not ref.forced and ref.finish == "stop" and len(ref.gen) <= cap))
+        row = _Row(ref.key, ref.prompt_ids, UniformStream(ref.u.seed), budget)
+        if same:
+            row.gen, row.thinking, row.in_thought = list(ref.gen), ref.thinking, ref.in_thought
+            row.limit, row.forced, row.finish = ref.limit, ref.forced, ref.finish
+            row.latency = ref.latency
+            return row
+        row.gen = ref.gen[:cap] + suffix_ids
+        row.thinking, row.in_thought, row.forced = cap, False, True
+        row.limit = cap + len(suffix_ids) + forcing.answer_tokens
+        return row
+
+    def _collect(self, rows: list[_Row], prompts: list, n: int,
+                 forcing: BudgetForcing) -> list[list[Output]]:
         out: list[list[Output]] = [[None] * n for _ in prompts]  # type: ignore[list-item]
         for row in rows:
             out[row.key[0]][row.key[1]] = self._output(row, forcing)
@@ -134,7 +241,8 @@ class TransformersGenerator:
         if thinking is None and forcing.open_marker and forcing.open_marker in text:
             thinking = len(row.gen)  # thought opened and never closed: all of it was thinking
         return Output(text=text, output_tokens=len(row.gen), thinking_tokens=thinking,
-                      finish_reason=row.finish, latency_s=row.latency)
+                      finish_reason=row.finish, latency_s=row.latency,
+                      token_ids=tuple(row.gen))
 
     def _marker_done(self, row: _Row, forcing: BudgetForcing, may_end: list[bool]) -> bool:
         """Whether the newest token completed the end-of-thinking marker."""
@@ -155,35 +263,69 @@ class TransformersGenerator:
         self._may_end[last_char] = table
         return table
 
-    @torch.inference_mode()
-    def _run_batch(self, batch: list[_Row], temperature: float, top_p: float,
-                   forcing: BudgetForcing, suffix_ids: list[int], cap: int) -> None:
-        t0 = time.perf_counter()
-        may_end = self._may_end_table(forcing.marker[-1])
-        width = max(len(r.prompt_ids) for r in batch)
-        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, row in enumerate(batch):
-            ids[b, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
-            mask[b, width - len(row.prompt_ids):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    def _prefill(self, rows: list[_Row]) -> _Batch:
+        """Encode the rows' prompts (plus any tokens they already hold) into a fresh batch."""
         from transformers import DynamicCache
 
+        seqs = [r.prompt_ids + r.gen for r in rows]
+        width = max(len(q) for q in seqs)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, q in enumerate(seqs):
+            ids[b, width - len(q):] = torch.tensor(q)
+            mask[b, width - len(q):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, **self._last_only)
-        next_pos = positions[:, -1] + 1
-        active = list(batch)
-        rand = torch.stack([row.u for row in batch])  # [rows, positions]
-        rand_rows = torch.arange(len(batch))
-        step = 0
-        while active:
-            logits = out.logits[:, -1, :].float()
-            u = rand[rand_rows, step]
-            sampled = choose_tokens(logits, u, temperature, top_p).tolist()
+        now = time.perf_counter()
+        for r in rows:
+            r.t0 = now
+        self.stats["prefills"] += 1
+        return _Batch(list(rows), cache, mask, positions[:, -1] + 1, out.logits[:, -1, :])
+
+    @staticmethod
+    def _join(a: _Batch, b: _Batch) -> _Batch:
+        """One batch of a's rows then b's: cache rows left-padded to a common width."""
+        used = a.mask.any(dim=0)
+        lead = int(used.to(torch.int8).argmax()) if bool(used.any()) else a.mask.shape[1]
+        if lead:  # columns no remaining row attends to any more (their rows have left)
+            a.mask = a.mask[:, lead:]
+            for layer in a.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
+        width = max(a.mask.shape[1], b.mask.shape[1])
+        for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
+            la.keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
+            la.values = torch.cat([_left_pad(la.values, width, 2),
+                                   _left_pad(lb.values, width, 2)])
+        return _Batch(a.rows + b.rows, a.cache,
+                      torch.cat([_left_pad(a.mask, width, 1), _left_pad(b.mask, width, 1)]),
+                      torch.cat([a.next_pos, b.next_pos]), torch.cat([a.logits, b.logits]))
+
+    @torch.inference_mode()
+    def _decode_rows(self, rows: list[_Row], sampling: dict, forcing: BudgetForcing, cap: int,
+                     batch_size: int, refill: bool) -> None:
+        """Run `rows` to completion, at most `batch_size` at a time (see the module docstring)."""
+        temperature = float(sampling.get("temperature", 0.0))
+        top_p = float(sampling.get("top_p", 1.0))
+        suffix_ids = self._encode_plain(forcing.suffix)
+        may_end = self._may_end_table(forcing.marker[-1])
+        batch_size = max(1, batch_size)
+        refill = self.device.type == "cuda" if refill is None else refill
+        threshold = max(1, batch_size // REFILL_FRACTION)
+        # similar prompt lengths together: less padding; results do not depend on the order
+        waiting = deque(sorted(rows, key=lambda r: len(r.prompt_ids) + len(r.gen)))
+        batch: _Batch | None = None
+        while waiting or batch is not None:
+            free = batch_size - (len(batch.rows) if batch else 0)
+            if waiting and (batch is None or (refill and free >= threshold)):
+                new = self._prefill([waiting.popleft() for _ in range(min(free, len(waiting)))])
+                batch = new if batch is None else self._join(batch, new)
+            u = torch.tensor([r.u.at(len(r.gen)) for r in batch.rows], dtype=torch.float64)
+            sampled = choose_tokens(batch.logits.float(), u, temperature, top_p).tolist()
             keep: list[int] = []
-            for b, row in enumerate(active):
+            for b, row in enumerate(batch.rows):
                 from_queue = bool(row.queue)
                 token = row.queue.popleft() if from_queue else sampled[b]
                 row.gen.append(token)
@@ -191,22 +333,24 @@ class TransformersGenerator:
                 if row.finish is None:
                     keep.append(b)
                 else:
-                    row.latency = time.perf_counter() - t0
-            step += 1
+                    row.latency = time.perf_counter() - row.t0
+            self.stats["row_steps"] += len(batch.rows)
             if not keep:
-                break
-            if len(keep) < len(active):
+                batch = None
+                continue
+            if len(keep) < len(batch.rows):
                 index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                mask, next_pos = mask[index], next_pos[index]
-                active = [active[b] for b in keep]
-                rand_rows = rand_rows[torch.tensor(keep)]
-            tokens = torch.tensor([[row.gen[-1]] for row in active], device=self.device)
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
-            out = self.model(input_ids=tokens, attention_mask=mask,
-                             position_ids=next_pos.unsqueeze(-1), past_key_values=cache,
-                             use_cache=True, **self._last_only)
-            next_pos = next_pos + 1
+                batch.cache.batch_select_indices(index)
+                batch.mask, batch.next_pos = batch.mask[index], batch.next_pos[index]
+                batch.rows = [batch.rows[b] for b in keep]
+            tokens = torch.tensor([[row.gen[-1]] for row in batch.rows], device=self.device)
+            batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], -1)
+            out = self.model(input_ids=tokens, attention_mask=batch.mask,
+                             position_ids=batch.next_pos.unsqueeze(-1),
+                             past_key_values=batch.cache, use_cache=True, **self._last_only)
+            batch.logits = out.logits[:, -1, :]
+            batch.next_pos = batch.next_pos + 1
+            self.stats["decode_steps"] += 1
 
     def _advance(self, row: _Row, token: int, from_queue: bool, forcing: BudgetForcing,
                  suffix_ids: list[int], cap: int, may_end: list[bool]) -> None:

@@ -8,30 +8,35 @@ Per (model, benchmark, budget):
   problem does not remove.
 - `pass@k` (k > 1): the unbiased estimator of Chen et al. 2021, 1 - C(n-c, k) / C(n, k) per
   problem with c correct of n samples, averaged over problems.
-- `maj@k` (k > 1): majority vote over the *first k* samples' extracted answers (no reward model).
-  Answers vote together when their normalised strings are equal (`normalize_answer`): a cheap,
-  deterministic grouping that merges spacing and LaTeX wrapper variants (`\\dfrac`/`\\frac`,
-  `\\left(`, `\\text{}`, `$`); mathematically equal answers written differently (`0.5` vs
-  `\\frac{1}{2}`) stay separate votes, which can only under-count agreement. Samples with no
-  extracted answer do not vote. Ties go to the answer whose first vote came earliest (lowest
-  sample index). The vote is correct when the checker judged the winning group's first sample
-  correct against the gold answer.
+- `maj@k` (k > 1): majority vote over the *first k* samples' extracted answers (no reward model),
+  as lighteval and Qwen2.5-Math's evaluation count it: answers vote together when they are
+  mathematically equal (`0.5` and `\\frac{1}{2}` are one vote). Samples are grouped in order:
+  each joins the first group whose representative (the group's first sample) it equals, else
+  opens a group. Equality is decided by the answer checker (`AnswerChecker.same`): spacing and
+  LaTeX wrapper variants and plain numbers here, the rest by math-verify in the deadline-bounded
+  worker pool, each distinct pair once; a pair it cannot decide in time counts as different.
+  Samples with no extracted answer do not vote. Ties go to the group whose first vote came
+  earliest (lowest sample index). The vote is correct when the checker judged the winning
+  group's representative correct against the gold answer.
 
 Cost: `avg_output_tokens` is output tokens per problem for what the metric consumes. pass@1 uses
 one sample, so it is the per-sample average; pass@k and maj@k consume k samples, so they report
 k x the per-sample average over the samples used (the paper's cost axis: maj@k extends a model's
-curve to higher inference cost). `avg_thinking_tokens` is scaled the same way and is null when no
-sample separated its thinking.
+curve to higher inference cost). `avg_thinking_tokens` is averaged over the same samples as
+`avg_output_tokens` (a sample that separated no thinking counts 0, so it can never exceed the
+output average) and scaled the same way; it is null only when no sample separated any thinking.
+`thinking_share` is the share of those samples that had any thinking.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from longthought.answers.checker import AnswerChecker, same_cheaply
 from longthought.io import validate
 
 GROUP_KEYS = ["model", "benchmark", "budget"]
@@ -66,19 +71,87 @@ def normalize_answer(answer: object) -> str | None:
     return s or None
 
 
-def majority_vote(answers: Sequence[object], correct: Sequence[object]) -> tuple[str | None, bool]:
-    """(winning normalised answer, whether it is correct) for samples in sample order."""
-    votes: dict[str, list[int]] = {}
-    for i, answer in enumerate(answers):
-        key = normalize_answer(answer)
-        if key is not None:
-            votes.setdefault(key, []).append(i)
-    if not votes:
+Equal = Callable[[str, str], bool]
+
+
+def _same_key(a: str, b: str) -> bool:
+    return normalize_answer(a) == normalize_answer(b)
+
+
+def majority_vote(answers: Sequence[object], correct: Sequence[object],
+                  equal: Equal | None = None) -> tuple[str | None, bool]:
+    """(winning answer, whether it is correct) for samples in sample order.
+
+    `equal(representative, answer)` decides whether an answer joins a group (default: equal
+    normalised strings; `compute_metrics` passes mathematical equality).
+    """
+    equal = equal or _same_key
+    groups: list[list[int]] = []  # sample indices; the first is the representative
+    texts: list[str | None] = [None if normalize_answer(a) is None else str(a).strip()
+                               for a in answers]
+    for i, text in enumerate(texts):
+        if text is None:
+            continue
+        for group in groups:
+            if equal(texts[group[0]], text):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    if not groups:
         return None, False
-    # most votes first; among equals the answer first seen earliest
-    winner = min(votes, key=lambda a: (-len(votes[a]), votes[a][0]))
-    first = correct[votes[winner][0]]
-    return winner, bool(first) if first is not None and first is not pd.NA else False
+    # most votes first; among equals the group first seen earliest
+    winner = min(groups, key=lambda g: (-len(g), g[0]))
+    first = correct[winner[0]]
+    return texts[winner[0]], bool(first) if first is not None and first is not pd.NA else False
+
+
+class MathEqual:
+    """Mathematical equality of extracted answers for maj@k, from the answer checker.
+
+    `prime(pairs)` decides many pairs in one batch (cheap ones here, the rest by math-verify in
+    worker processes, time-bounded); calling the object then reads the cache. The worker pool
+    starts only if some pair needs the parser.
+    """
+
+    def __init__(self, checker: AnswerChecker | None = None, timeout_s: float = 5.0,
+                 workers: int = 1):
+        self._checker, self._own = checker, checker is None
+        self.timeout_s, self.workers = timeout_s, workers
+        self._known: dict[tuple[str, str], bool] = {}
+
+    def _get_checker(self) -> AnswerChecker:
+        if self._checker is None:
+            self._checker = AnswerChecker(workers=self.workers, timeout_s=self.timeout_s)
+        return self._checker
+
+    def prime(self, pairs: Sequence[tuple[str, str]]) -> None:
+        todo = []
+        for a, b in pairs:
+            if (a, b) in self._known:
+                continue
+            if _same_key(a, b):
+                self._known[(a, b)] = True
+                continue
+            cheap = same_cheaply(a, b)
+            if cheap is not None:
+                self._known[(a, b)] = cheap
+            else:
+                todo.append((a, b))
+        todo = list(dict.fromkeys(todo))
+        if todo:
+            for pair, same in zip(todo, self._get_checker().same(todo), strict=True):
+                self._known[pair] = bool(same)  # undecided or timed out: different votes
+
+    def __call__(self, a: str, b: str) -> bool:
+        if (a, b) not in self._known:
+            self.prime([(a, b)])
+        return self._known[(a, b)]
+
+    def close(self) -> None:
+        if self._own and self._checker is not None:
+            self._checker.close()
+            self._checker = None
 
 
 def _stderr(values: np.ndarray) -> float | None:
@@ -87,13 +160,20 @@ def _stderr(values: np.ndarray) -> float | None:
     return float(np.std(values, ddof=1) / np.sqrt(len(values)))
 
 
-def _mean_or_none(values: pd.Series) -> float | None:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    return float(values.mean()) if len(values) else None
+def _thinking(values: pd.Series) -> tuple[float | None, float]:
+    """(mean thinking tokens over *all* samples, share of samples with any thinking).
+
+    A sample without separated thinking counts 0 tokens; the mean is None only when no sample
+    separated any (then the cost of thinking is unknown, not zero).
+    """
+    values = pd.to_numeric(values, errors="coerce")
+    if values.notna().sum() == 0:
+        return None, 0.0
+    return float(values.fillna(0).mean()), float((values.fillna(0) > 0).mean())
 
 
 def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
-                   ks: Sequence[int]) -> list[dict]:
+                   ks: Sequence[int], equal: MathEqual) -> list[dict]:
     df = df.sort_values(["problem_id", "sample_index"], kind="stable")
     df = df.assign(correct=df["correct"].astype("boolean").fillna(False).astype(bool))
     per_problem = df.groupby("problem_id", sort=True)
@@ -102,11 +182,11 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
     base = {"model": model, "benchmark": benchmark, "budget": budget,
             "n_problems": int(len(n))}
     tokens = float(df["output_tokens"].mean())
-    thinking = _mean_or_none(df["thinking_tokens"])
+    thinking, share = _thinking(df["thinking_tokens"])
     p1 = (c / n).to_numpy(dtype=float)
     rows = [{**base, "metric": "pass@1", "value": float(p1.mean()), "stderr": _stderr(p1),
              "avg_output_tokens": tokens, "avg_thinking_tokens": thinking,
-             "n_samples": int(len(df))}]
+             "thinking_share": share, "n_samples": int(len(df))}]
     for k in sorted({int(k) for k in ks if int(k) > 1}):
         if int(n.min()) < k:
             continue  # some problem has fewer than k samples: pass@k / maj@k undefined
@@ -114,34 +194,52 @@ def _group_metrics(model: str, benchmark: str, budget: object, df: pd.DataFrame,
         rows.append({**base, "metric": f"pass@{k}", "value": float(pk.mean()),
                      "stderr": _stderr(pk), "avg_output_tokens": k * tokens,
                      "avg_thinking_tokens": None if thinking is None else k * thinking,
-                     "n_samples": int(len(df))})
+                     "thinking_share": share, "n_samples": int(len(df))})
         first_k = per_problem.head(k)
+        problems = [g for _, g in first_k.groupby("problem_id", sort=True)]
+        equal.prime([pair for g in problems for pair in _pairs(g["extracted_answer"].tolist())])
         votes = np.array([
-            majority_vote(g["extracted_answer"].tolist(), g["correct"].tolist())[1]
-            for _, g in first_k.groupby("problem_id", sort=True)
+            majority_vote(g["extracted_answer"].tolist(), g["correct"].tolist(), equal)[1]
+            for g in problems
         ], dtype=float)
-        k_thinking = _mean_or_none(first_k["thinking_tokens"])
+        k_thinking, k_share = _thinking(first_k["thinking_tokens"])
         rows.append({**base, "metric": f"maj@{k}", "value": float(votes.mean()),
                      "stderr": _stderr(votes),
                      "avg_output_tokens": k * float(first_k["output_tokens"].mean()),
                      "avg_thinking_tokens": None if k_thinking is None else k * k_thinking,
-                     "n_samples": int(len(first_k))})
+                     "thinking_share": k_share, "n_samples": int(len(first_k))})
     return rows
 
 
-def compute_metrics(generations: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
-    """Metrics table (schema `metrics`) for scored generations (schema `generations`)."""
+def _pairs(answers: list[object]) -> list[tuple[str, str]]:
+    """Every (earlier, later) pair of distinct voting answers: a superset of what the grouping
+    asks, decided in one batch."""
+    texts = list(dict.fromkeys(str(a).strip() for a in answers if normalize_answer(a) is not None))
+    return [(texts[i], texts[j]) for i in range(len(texts)) for j in range(i + 1, len(texts))]
+
+
+def compute_metrics(generations: pd.DataFrame, ks: Sequence[int],
+                    checker: AnswerChecker | None = None) -> pd.DataFrame:
+    """Metrics table (schema `metrics`) for scored generations (schema `generations`).
+
+    maj@k groups answers by mathematical equality through `checker` (default: one of its own,
+    started only if some pair of answers needs math-verify).
+    """
     missing = [c for c in _NEEDED if c not in generations.columns]
     if missing:
         raise ValueError(f"compute_metrics: generations lack column(s) {missing}")
     rows: list[dict] = []
-    if len(generations):
-        grouped = generations.groupby(GROUP_KEYS, dropna=False, sort=True)
-        for (model, benchmark, budget), df in grouped:
-            budget = None if pd.isna(budget) else int(budget)
-            rows.extend(_group_metrics(model, benchmark, budget, df, ks))
+    equal = MathEqual(checker)
+    try:
+        if len(generations):
+            grouped = generations.groupby(GROUP_KEYS, dropna=False, sort=True)
+            for (model, benchmark, budget), df in grouped:
+                budget = None if pd.isna(budget) else int(budget)
+                rows.extend(_group_metrics(model, benchmark, budget, df, ks, equal))
+    finally:
+        equal.close()
     columns = ["model", "benchmark", "metric", "budget", "value", "stderr", "avg_output_tokens",
-               "avg_thinking_tokens", "n_problems", "n_samples"]
+               "avg_thinking_tokens", "thinking_share", "n_problems", "n_samples"]
     out = pd.DataFrame(rows, columns=columns)
     out["budget"] = out["budget"].astype("Int64")
     for col in ["stderr", "avg_thinking_tokens"]:

@@ -15,6 +15,8 @@ class Output:
     or is None when the output does not separate its thinking. `finish_reason` is "stop" (end of
     sequence), "length" (max_new_tokens reached) or "forced" (thinking hit the budget and the
     answer was forced). `latency_s` is the wall time until this sample was finished.
+    `token_ids` are the generated token ids (forced ones included) where the backend has them
+    (the transformers backend), else None.
     """
 
     text: str
@@ -22,6 +24,7 @@ class Output:
     thinking_tokens: int | None
     finish_reason: str | None
     latency_s: float | None
+    token_ids: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

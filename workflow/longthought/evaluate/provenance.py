@@ -67,13 +67,25 @@ def device_info() -> dict[str, object]:
 
 
 def model_files(path: str) -> dict[str, object] | None:
-    """Sizes of a local model directory's files and the hash of its config.json (cheap)."""
+    """Sizes of a local model directory's files, the hash of its config.json (cheap), and the
+    hub base model's pinned commit where the directory records one (an init pointer, or a
+    trained student's hparams.json)."""
     p = Path(path)
     if not p.is_dir():
         return None
     files = {f.name: f.stat().st_size for f in sorted(p.iterdir()) if f.is_file()}
     config = p / "config.json"
-    return {"files": files, "config_sha256": file_sha256(config) if config.exists() else None}
+    record: dict[str, object] = {
+        "files": files, "config_sha256": file_sha256(config) if config.exists() else None}
+    for name, keys in (("init.json", ("base_model", "revision", "commit")),
+                       ("hparams.json", ("base_model", "base_model_revision",
+                                         "base_model_commit"))):
+        if (p / name).is_file():
+            info = json.loads((p / name).read_text(encoding="utf-8"))
+            base = {k: info.get(k) for k in keys}
+            if base.get("commit") or base.get("base_model_commit"):
+                record["base_model"] = base
+    return record
 
 
 def run_record(spec: dict, **extra: object) -> dict[str, object]:

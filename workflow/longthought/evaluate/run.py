@@ -2,9 +2,10 @@
 
 For each benchmark problem: `sampling.n` unconstrained samples, plus (local backends) n samples
 per thinking budget in `budgets`. Every sample is checked against the gold answer with the same
-checker as curation (`longthought.curate.answers.check_many`) and becomes one row of the
-`generations` table, with its tokens, latency, extracted answer, verdict, sampling parameters and
-seed. A sidecar `<out stem>.run.json` records provenance (see `provenance`).
+checker as curation (`longthought.answers.check_many`; `answer_extraction`, default `full`:
+math-verify's full extraction) and becomes one row of the `generations` table, with its tokens,
+latency, extracted answer, verdict, the extraction that found the answer, sampling parameters
+and seed. A sidecar `<out stem>.run.json` records provenance (see `provenance`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from longthought.evaluate.backends import LOCAL_KINDS, generate_texts, validate_sampling
+from longthought.answers.checker import DEFAULT_EXTRACTION, check_extraction
+from longthought.evaluate.backends import LOCAL_KINDS, generate_budget_texts, validate_sampling
 from longthought.evaluate.forcing import BudgetForcing, validate_budget
 from longthought.evaluate.outputs import Output
 from longthought.evaluate.provenance import model_files, run_record
 from longthought.io import file_sha256, read_table, write_json, write_table
 
 SPEC_KEYS = {"model", "benchmark", "sampling", "budgets", "batch_size", "checker", "prompt",
-             "budget_forcing"}
+             "budget_forcing", "answer_extraction"}
 DEFAULT_PROMPT = "{problem}"
 
 
@@ -52,6 +54,8 @@ def _check_spec(spec: dict) -> None:
     n = spec["sampling"].get("n", 1)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"generate --spec: sampling.n must be an integer >= 1 (got {n!r})")
+    check_extraction(spec.get("answer_extraction", DEFAULT_EXTRACTION),
+                     "generate --spec: answer_extraction")
     batch = spec.get("batch_size", 16)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"generate --spec: batch_size must be an integer >= 1 (got {batch!r})")
@@ -64,13 +68,16 @@ def build_messages(problem: str, template: str | None, system: str | None) -> li
     return messages + [{"role": "user", "content": user}]
 
 
-def _score(outputs: list[list[Output]], golds: list[str], checker: dict) -> list[list]:
-    from longthought.curate.answers import check_many
+def _score(outputs: list[list[Output]], golds: list[str], problems: list[str], checker: dict,
+           extraction: str) -> list[list]:
+    from longthought.answers.checker import check_many
 
     flat = [o.text for per in outputs for o in per]
     gold_flat = [g for g, per in zip(golds, outputs, strict=True) for _ in per]
+    problem_flat = [p for p, per in zip(problems, outputs, strict=True) for _ in per]
     verdicts = check_many(gold_flat, flat, timeout_s=float(checker.get("timeout_s", 5.0)),
-                          workers=int(checker.get("workers", 2)))
+                          workers=int(checker.get("workers", 2)), extraction=extraction,
+                          problems=problem_flat)
     it = iter(verdicts)
     return [[next(it) for _ in per] for per in outputs]
 
@@ -96,15 +103,18 @@ def run_generate(model: str, spec: dict, bench_path: str, out_path: str,
     backend = model_spec.get("backend", "transformers") if kind in LOCAL_KINDS else "api"
     rows: list[dict] = []
     timings: list[dict] = []
-    for budget in [None, *(spec.get("budgets") or [])]:
+    budgets = [None, *(spec.get("budgets") or [])]
+    # one call for every budget: on the transformers backend they share the decoded prefix
+    generated = generate_budget_texts(model_spec, messages, sampling, n, budgets,
+                                      batch_size=int(spec.get("batch_size", 16)),
+                                      cache_dir=cache_dir, forcing=forcing)
+    for budget in dict.fromkeys(budgets):
+        outputs, gen_s = generated[budget]
         t0 = time.perf_counter()
-        outputs = generate_texts(model_spec, messages, sampling, n, budget,
-                                 batch_size=int(spec.get("batch_size", 16)),
-                                 cache_dir=cache_dir, forcing=forcing)
-        gen_s = time.perf_counter() - t0
-        verdicts = _score(outputs, golds, spec.get("checker") or {})
+        verdicts = _score(outputs, golds, problems["problem"].tolist(), spec.get("checker") or {},
+                          spec.get("answer_extraction", DEFAULT_EXTRACTION))
         timings.append({"budget": budget, "generate_s": round(gen_s, 3),
-                        "score_s": round(time.perf_counter() - t0 - gen_s, 3),
+                        "score_s": round(time.perf_counter() - t0, 3),
                         "samples": n * len(problems)})
         for p, (pid, msgs) in enumerate(zip(problems["problem_id"], messages, strict=True)):
             for j, (out, verdict) in enumerate(zip(outputs[p], verdicts[p], strict=True)):
@@ -115,7 +125,8 @@ def run_generate(model: str, spec: dict, bench_path: str, out_path: str,
                     "output": out.text, "output_tokens": out.output_tokens,
                     "thinking_tokens": out.thinking_tokens, "finish_reason": out.finish_reason,
                     "extracted_answer": verdict.extracted, "correct": verdict.correct,
-                    "verdict": verdict.reason, "latency_s": out.latency_s, "backend": backend,
+                    "verdict": verdict.reason, "extraction": verdict.method,
+                    "latency_s": out.latency_s, "backend": backend,
                     "temperature": float(sampling["temperature"]),
                     "top_p": float(sampling["top_p"]),
                     "max_new_tokens": int(sampling["max_new_tokens"]),

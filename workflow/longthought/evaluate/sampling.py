@@ -1,7 +1,8 @@
 """Reproducible sampling that does not depend on how samples are batched.
 
 Each sample (prompt, sample index) gets its own seed, a hash of the run seed, the canonical
-prompt and the sample index; from it, one uniform number per output position is drawn up front.
+prompt and the sample index; from it, one uniform number per output position is drawn, on
+demand and a chunk at a time (`UniformStream`: the same numbers as drawing them all up front).
 The token at position t is chosen by inverse-CDF sampling with the t-th uniform over the
 temperature- and top-p-adjusted distribution. Nothing depends on a global RNG, on which other
 samples share the batch, or on when a neighbour finishes; so batched and sequential generation,
@@ -37,6 +38,32 @@ def uniforms(seed: int, length: int) -> torch.Tensor:
     """`length` float64 uniforms in [0, 1) from a private generator seeded with `seed`."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     return torch.rand(length, generator=gen, dtype=torch.float64)
+
+
+class UniformStream:
+    """The uniforms of one sample, drawn as they are needed from its private generator.
+
+    `at(t)` is the t-th uniform of `uniforms(seed, ...)`: torch's CPU generator fills a tensor
+    sequentially, so drawing `CHUNK` at a time gives the same numbers as one long draw, without
+    holding a max_new_tokens-long tensor per sample. Positions must be asked in increasing order
+    (a sample only moves forward); a new stream starts again from the seed.
+    """
+
+    CHUNK = 64
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._gen = torch.Generator(device="cpu").manual_seed(seed)
+        self._buf: list[float] = []
+        self._start = 0  # position of _buf[0]
+
+    def at(self, t: int) -> float:
+        if t < self._start:
+            raise ValueError(f"uniform {t} was already passed (stream at {self._start})")
+        while t >= self._start + len(self._buf):
+            self._start += len(self._buf)
+            self._buf = torch.rand(self.CHUNK, generator=self._gen, dtype=torch.float64).tolist()
+        return self._buf[t - self._start]
 
 
 def choose_tokens(logits: torch.Tensor, u: torch.Tensor, temperature: float,

@@ -1,7 +1,9 @@
 """Per-item judgements -> the GENERALIZATION rows (model, category, benchmark, metric, value, ...).
 
 Every share is over all items: an item whose judge answered off-format, refused or failed stays
-in the denominator as a non-pass, so a flaky judge can only lower a score, never raise it. Values
+in the denominator as a non-pass, so a flaky judge can only lower a score, never raise it. Beside
+it, `<metric>_judged` (and `score_judged`) is the same rate over the items the judge did judge:
+the model's own rate, which the report shows with the judge's failures apart. Values
 are percentages (scores 0-100), like the paper's Table 2; the standard error is that of the mean
 over items, after averaging an item's samples (samples of one item are not independent).
 """
@@ -71,6 +73,13 @@ def aggregate(items: pd.DataFrame) -> pd.DataFrame:
                 c, cga = _share(items, items["passed"])[0], given[0]
                 f = 2 * c * cga / (c + cga) if c + cga > 0 else 0.0
                 rows.append(("f_score", (f, None, _share(items, items["passed"])[2])))
+    if judge != "rule" and cat != "general_qa":
+        # the model's rate where the judge gave a verdict: a judge that refused or failed says
+        # nothing about the model, so the report shows this beside the failures, not mixed in
+        ok = status == "ok"
+        if ok.any():
+            judged = items[ok]
+            rows.append((f"{PRIMARY[cat]}_judged", _share(judged, judged["passed"])))
     if judge != "rule":
         for failure in JUDGE_FAILURES:
             rows.append((failure, _share(items, status == failure)))

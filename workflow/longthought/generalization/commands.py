@@ -1,26 +1,55 @@
 """`longthought` verbs of this subpackage: generalize-generate (the model's side, a GPU job),
-generalize-judge (the judge's side, a local rule), generalize (both), generalize-human."""
+generalize-judge (the judge's side, a local rule), generalize (both), generalize-human.
+
+The three set verbs take their sets either one by one (repeated --set/--spec and file options,
+paired in order) or as the workflow passes them: one --specs file mapping each set to its spec,
+and --out-dir, under which each set's files are named <set>.responses.parquet, <set>.parquet and
+<set>.items.parquet."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from longthought.cli import spec_arg
+
+# the per-set file options of each verb, and the name each takes under --out-dir
+_FILES = {"responses": "{}.responses.parquet", "out": "{}.parquet", "items": "{}.items.parquet"}
+
+
+def _set_jobs(args: argparse.Namespace, verb: str, files: tuple[str, ...]) -> list[tuple]:
+    """(set, spec, *files) per set: from the repeated per-set options, or from --specs (every set
+    it names) with its files under --out-dir."""
+    per_set = ("set", "spec", *files)
+    if args.specs is not None:
+        if any(getattr(args, n) for n in per_set):
+            raise ValueError(f"{verb}: give either --specs with --out-dir, or "
+                             f"{'/'.join('--' + n for n in per_set)} per set, not both")
+        if not args.out_dir:
+            raise ValueError(f"{verb}: --specs needs --out-dir")
+        base = Path(args.out_dir)
+        return [(gset, spec, *(str(base / _FILES[f].format(gset)) for f in files))
+                for gset, spec in args.specs.items()]
+    counts = {len(getattr(args, n)) for n in per_set}
+    if len(counts) != 1 or not args.set:
+        got = ", ".join(f"{len(getattr(args, n))} --{n}" for n in per_set)
+        raise ValueError(f"{verb}: give one of each per --set ({got}), or --specs with --out-dir")
+    return list(zip(*(getattr(args, n) for n in per_set), strict=True))
+
+
+def _log() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
 
 
 def _generalize(args: argparse.Namespace) -> int:
     """One model on one or more sets, in order: the model loads once for all of them."""
     from longthought.generalization.run import generalize
 
-    counts = {len(v) for v in (args.set, args.spec, args.out, args.items)}
-    if len(counts) != 1:
-        raise ValueError("generalize: give one --spec, --out and --items per --set (got "
-                         f"{len(args.set)} --set, {len(args.spec)} --spec, {len(args.out)} "
-                         f"--out, {len(args.items)} --items)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    for gset, spec, out, items in zip(args.set, args.spec, args.out, args.items, strict=True):
+    jobs = _set_jobs(args, "generalize", ("out", "items"))
+    _log()
+    for gset, spec, out, items in jobs:
         table = generalize(spec, out, items, args.cache_dir, args.model, gset)
         head = table.iloc[0]
         print(f"longthought generalize: {args.model} on {gset}: {head['metric']} "
@@ -28,21 +57,13 @@ def _generalize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _paired(args: argparse.Namespace, names: tuple[str, ...]) -> None:
-    counts = {len(getattr(args, n)) for n in names}
-    if len(counts) != 1:
-        got = ", ".join(f"{len(getattr(args, n))} --{n}" for n in names)
-        raise ValueError(f"give one of each per --set ({got})")
-
-
 def _generalize_generate(args: argparse.Namespace) -> int:
     """The model's side of every set, in one process (the model loads once)."""
     from longthought.generalization.run import generate_responses
 
-    _paired(args, ("set", "spec", "responses"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    for gset, spec, responses in zip(args.set, args.spec, args.responses, strict=True):
+    jobs = _set_jobs(args, "generalize-generate", ("responses",))
+    _log()
+    for gset, spec, responses in jobs:
         table = generate_responses(spec, responses, args.cache_dir, args.model, gset)
         print(f"longthought generalize-generate: {args.model} on {gset}: {len(table)} "
               f"responses -> {responses}", flush=True)
@@ -53,11 +74,9 @@ def _generalize_judge(args: argparse.Namespace) -> int:
     """The judge's side of every set of one model (calls the judge's API: a local rule)."""
     from longthought.generalization.run import judge_responses
 
-    _paired(args, ("set", "spec", "responses", "out", "items"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    for gset, spec, responses, out, items in zip(args.set, args.spec, args.responses, args.out,
-                                                 args.items, strict=True):
+    jobs = _set_jobs(args, "generalize-judge", ("responses", "out", "items"))
+    _log()
+    for gset, spec, responses, out, items in jobs:
         table = judge_responses(spec, responses, out, items, args.cache_dir, args.model, gset)
         head = table.iloc[0]
         print(f"longthought generalize-judge: {args.model} on {gset}: {head['metric']} "
@@ -89,55 +108,51 @@ def _generalize_human(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_options(p: argparse.ArgumentParser, files: dict[str, str]) -> None:
+    """The per-set options (repeatable, paired in order) and the --specs/--out-dir form."""
+    p.add_argument("--model", required=True, help="model name (as in config) written in each row")
+    p.add_argument("--set", action="append", default=[],
+                   help="set name under generalization.sets (repeatable)")
+    p.add_argument("--spec", type=spec_arg, action="append", default=[],
+                   help='per set, a JSON file (or JSON text): {"model": <model spec>, "set": '
+                        '<sets.SET + name>, "judge": <teacher config + name, or null>, '
+                        '"judge_prompt": {system, user, letters} or null, "sampling": {n, '
+                        'temperature, top_p, max_new_tokens, seed, system}, "batch_size": .., '
+                        '"checker": {timeout_s, workers}}')
+    for name, text in files.items():
+        p.add_argument(f"--{name}", action="append", default=[], help=text)
+    p.add_argument("--specs", type=spec_arg, default=None,
+                   help="instead of the per-set options: one JSON file mapping each set's name "
+                        "to its spec (what the workflow passes); every set in it runs")
+    p.add_argument("--out-dir", default=None,
+                   help="with --specs: where each set's files go (" + ", ".join(
+                       _FILES[n].format("<set>") for n in files) + ")")
+    p.add_argument("--cache-dir", default=None, help="API request cache directory")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this subpackage's verbs to the `longthought` parser."""
+    responses = {"responses": "responses table per set (parquet; written by generalize-generate)"}
+    tables = {"out": "aggregated table to write per set (generalization schema, parquet)",
+              "items": "per-item table to write per set (parquet)"}
     p = sub.add_parser("generalize", help="judge a model on safety/factuality/sycophancy/QA sets",
-                       description="Repeat --set/--spec/--out/--items (in that pairing) to run "
-                                   "several sets in one process: the model loads once.")
-    p.add_argument("--model", required=True, help="model name (as in config) written in each row")
-    p.add_argument("--set", required=True, action="append",
-                   help="set name under generalization.sets (repeatable)")
-    p.add_argument("--spec", required=True, type=spec_arg, action="append",
-                   help='JSON per set: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
-                        '<teacher config + name, or null>, "judge_prompt": {system, user, '
-                        'letters} or null, "sampling": {n, temperature, top_p, max_new_tokens, '
-                        'seed, system}, "batch_size": .., "checker": {timeout_s, workers}}')
-    p.add_argument("--out", required=True, action="append",
-                   help="aggregated table to write per set (generalization schema, parquet)")
-    p.add_argument("--items", required=True, action="append",
-                   help="per-item table to write per set (parquet)")
-    p.add_argument("--cache-dir", default=None, help="API request cache directory")
+                       description="Generate and judge in one process (an API model, a laptop); "
+                                   "the model loads once for all sets.")
+    _set_options(p, tables)
     p.set_defaults(func=_generalize)
 
-    spec_help = ('JSON per set: {"model": <model spec>, "set": <sets.SET + name>, "judge": '
-                 '<teacher config + name, or null>, "judge_prompt": {system, user, letters} or '
-                 'null, "sampling": {...}, "batch_size": .., "checker": {timeout_s, workers}}')
     g = sub.add_parser("generalize-generate",
                        help="a model's answers to generalization sets (no judge: a GPU job)",
-                       description="Repeat --set/--spec/--responses to run several sets in one "
-                                   "process: the model loads once. Calls no judge and writes no "
-                                   "cache unless the model is an API model.")
-    g.add_argument("--model", required=True, help="model name (as in config) written in each row")
-    g.add_argument("--set", required=True, action="append", help="set name (repeatable)")
-    g.add_argument("--spec", required=True, type=spec_arg, action="append", help=spec_help)
-    g.add_argument("--responses", required=True, action="append",
-                   help="responses table to write per set (parquet)")
-    g.add_argument("--cache-dir", default=None, help="API request cache (API models only)")
+                       description="The model loads once for all sets. Calls no judge and "
+                                   "writes no cache unless the model is an API model.")
+    _set_options(g, {"responses": "responses table to write per set (parquet)"})
     g.set_defaults(func=_generalize_generate)
 
     j = sub.add_parser("generalize-judge",
                        help="judge a model's generalization responses (LLM judge or rule)",
-                       description="Repeat --set/--spec/--responses/--out/--items per set.")
-    j.add_argument("--model", required=True, help="model name (as in config)")
-    j.add_argument("--set", required=True, action="append", help="set name (repeatable)")
-    j.add_argument("--spec", required=True, type=spec_arg, action="append", help=spec_help)
-    j.add_argument("--responses", required=True, action="append",
-                   help="responses table per set (from generalize-generate)")
-    j.add_argument("--out", required=True, action="append",
-                   help="aggregated table to write per set (generalization schema, parquet)")
-    j.add_argument("--items", required=True, action="append",
-                   help="per-item table to write per set (parquet)")
-    j.add_argument("--cache-dir", default=None, help="API request cache directory")
+                       description="Calls the judge's API and writes the request cache: a local "
+                                   "rule on a cluster.")
+    _set_options(j, {**responses, **tables})
     j.set_defaults(func=_generalize_judge)
 
     h = sub.add_parser("generalize-human", help="import expert 0-100 scores of a set (CSV)")

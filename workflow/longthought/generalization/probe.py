@@ -159,7 +159,7 @@ def score_probe(
     Uses the curation checker (math-verify with a hard deadline per check); pass an open
     `AnswerChecker` as `checker` to reuse its worker processes across calls.
     """
-    from longthought.curate.answers import AnswerChecker
+    from longthought.answers.checker import AnswerChecker
 
     if checker is None:
         with AnswerChecker(workers=workers, timeout_s=timeout_s) as own:

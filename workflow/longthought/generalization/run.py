@@ -197,7 +197,7 @@ def _missing(value: object) -> bool:
 def _score_probe_rows(rows: list[dict], checker_cfg: dict) -> None:
     """Rule-score the probe rows in place; the control is the plain prompt or the first turn
     (`control_response`, generated with the responses)."""
-    from longthought.curate.answers import AnswerChecker
+    from longthought.answers.checker import AnswerChecker
 
     golds = [r["gold"] for r in rows]
     asserted = [r["asserted"] for r in rows]

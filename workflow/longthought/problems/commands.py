@@ -9,6 +9,7 @@ import pandas as pd
 
 from longthought import io
 from longthought.cli import spec_arg
+from longthought.digest import write_digest
 from longthought.problems import procedural
 
 
@@ -32,6 +33,7 @@ def build_pool(name: str, spec: dict, out: str, rejected: str) -> tuple[int, int
         check_split(df, spec.get("split", "train"), f"pools.{name}")
     kept, dropped = apply_pool_filters(df, spec.get("filters") or {})
     io.write_table(kept, out, "problems")
+    write_digest(out)  # traces read the pool by content (rules/common.smk: content_input)
     with io.atomic_path(rejected) as tmp:
         dropped.to_parquet(tmp, index=False)
     print(f"pool {name}: {len(df)} loaded, {len(kept)} kept, {len(dropped)} removed by filters")
@@ -46,6 +48,7 @@ def build_benchmark(name: str, spec: dict, out: str) -> int:
     if spec.get("source") == "procedural":
         check_split(df, spec.get("split", "heldout"), f"benchmarks.{name}")
     io.write_table(df, out, "problems")
+    write_digest(out)  # curation and evaluation read the benchmark by content
     print(f"benchmark {name}: {len(df)} problems")
     return len(df)
 
@@ -54,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `problems` and `benchmark`."""
     p = sub.add_parser("problems", help="build a training problem pool (filters applied)")
     p.add_argument("--name", required=True, help="pool name (pools.<name> in config)")
-    p.add_argument("--spec", type=spec_arg, required=True, help="pools.<name> as JSON")
+    p.add_argument("--spec", type=spec_arg, required=True,
+                   help="pools.<name>: a JSON file (or JSON text)")
     p.add_argument("--out", required=True, help="problems table to write (parquet)")
     p.add_argument("--rejected", required=True,
                    help="table of the problems the pool filters removed, with the filter and "
@@ -63,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = sub.add_parser("benchmark", help="build an evaluation set")
     b.add_argument("--name", required=True, help="benchmark name (benchmarks.<name> in config)")
-    b.add_argument("--spec", type=spec_arg, required=True, help="benchmarks.<name> as JSON")
+    b.add_argument("--spec", type=spec_arg, required=True,
+                   help="benchmarks.<name>: a JSON file (or JSON text)")
     b.add_argument("--out", required=True, help="problems table to write (parquet)")
     b.set_defaults(func=lambda a: build_benchmark(a.name, a.spec, a.out) and 0)

@@ -33,11 +33,10 @@ from typing import Any
 import pandas as pd
 
 from longthought import io
-from longthought.curate.answers import normalize_gold
-from longthought.curate.extract import extract_boxed
+from longthought.answers.extract import has_box
+from longthought.answers.gold import normalize_gold
 from longthought.schemas import ANSWER_TYPES
 
-_WHOLE_DEC_RE = re.compile(r"^-?\d+\.0+$")
 FIELDS = ("problem_id", "problem", "answer", "solution", "answer_type")
 SOURCES = ("procedural", "file", "hf")
 MAX_META_CHARS = 1000
@@ -225,12 +224,11 @@ def to_problems(raw: pd.DataFrame, spec: dict, where: str, source_name: str) -> 
         problem = str(problem)
         solution = rec.get(cmap["solution"]) if "solution" in cmap else None
         solution = None if _missing(solution) else str(solution)
+        # one gold normaliser for every stage: bare, $...$, or a solution's last box; "27.0" -> 27
         if "answer" in cmap and not _missing(rec.get(cmap["answer"])):
             answer = normalize_gold(rec.get(cmap["answer"]))
-            if _WHOLE_DEC_RE.match(answer):  # "27.0" from a CSV: the same number as AMC's 27.0
-                answer = answer.split(".")[0]
-        elif solution is not None and (boxed := extract_boxed(solution).answer):
-            answer = boxed
+        elif solution is not None and has_box(solution):
+            answer = normalize_gold(solution)
         else:
             answer = ""
         if not answer and not allow_missing:
@@ -254,7 +252,7 @@ def to_problems(raw: pd.DataFrame, spec: dict, where: str, source_name: str) -> 
         meta = {c: v for c, v in meta.items()
                 if v is not None and not (isinstance(v, str) and len(v) > MAX_META_CHARS)}
         rows.append({
-            "problem_id": normalize_gold(pid) if pid is not None else None,
+            "problem_id": _id_text(pid) if pid is not None else None,
             "problem": problem,
             "answer": answer,
             "answer_type": atype,
@@ -267,6 +265,15 @@ def to_problems(raw: pd.DataFrame, spec: dict, where: str, source_name: str) -> 
                                      "_row"])
     _assign_ids(df, where, "problem_id" in cmap and "problem_id" in explicit)
     return io.validate(df.drop(columns="_row"), "problems", where, rows=df["_row"].tolist())
+
+
+def _id_text(value: Any) -> str:
+    """A problem id as text: whole floats lose their ".0" (ids read from a CSV or JSON)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        return _id_text(value.item())
+    return str(value).strip()
 
 
 def _limit(raw: pd.DataFrame, spec: dict) -> pd.DataFrame:

@@ -26,12 +26,16 @@ def _teacher_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+# Exit status of `traces` when the collection is partial and its task does not let curation
+# proceed on a partial table (tasks.<task>.allow_partial: false).
+PARTIAL_HELD_BACK = 3
 EX_TEMPFAIL = 75  # batches still running: try again later (sysexits.h)
 
 
 def _traces(args: argparse.Namespace) -> int:
     from longthought.teacher.batch import BatchesPending
     from longthought.teacher.traces import collect_traces
+    from longthought.teacher.tracestore import recorded_state
 
     _setup_logging()
     try:
@@ -40,6 +44,14 @@ def _traces(args: argparse.Namespace) -> int:
     except BatchesPending as exc:
         print(f"longthought traces: {args.task}: not written yet: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
+    state = recorded_state(args.out) or {}
+    if state.get("partial") and (args.spec.get("task") or {}).get("allow_partial") is False:
+        print(f"longthought traces: task {args.task}: the collection is partial ("
+              f"{state['missing']} of {state['rows']} rows missing) and tasks.{args.task}."
+              "allow_partial is false, so nothing downstream may use it yet; the answered rows "
+              "are in the request cache and the next run asks only for the missing ones",
+              file=sys.stderr)
+        return PARTIAL_HELD_BACK
     return 0
 
 
@@ -97,7 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("traces", help="collect (or import) a task's raw teacher traces")
     p.add_argument("--task", required=True, help="task name (config tasks.<name>)")
     p.add_argument("--spec", type=spec_arg, required=True,
-                   help='JSON: {"task", "teacher", "prompt", "teacher_name", "prompt_name"}')
+                   help='a JSON file (or JSON text): {"task", "teacher", "prompt", "teacher_name", '
+                        '"prompt_name", "round"}')
     p.add_argument("--problems", nargs="?", default=None, const=None,
                    help="problems parquet (the task's pool); optional for import tasks")
     p.add_argument("--cache-dir", required=True, help="persistent request cache directory")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from longthought.io import number_rows, read_jsonl_frame, read_table
 from longthought.teacher.cache import canonical_json
-from longthought.teacher.traces import TRACE_COLUMNS
+from longthought.teacher.tracestore import TRACE_COLUMNS
 
 REQUIRED = ("problem", "content")
 OPTIONAL = ("answer", "problem_id", "sample_index", "reasoning_content", "finish_reason", "model",

@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from longthought.io import atomic_path, read_table, validate, write_json, write_table
+from longthought.io import atomic_path, read_table, write_json
 from longthought.teacher.budget import Budget
 from longthought.teacher.cache import RequestCache, canonical_json
 from longthought.teacher.collect import ChatRequest, ChatResult, iter_results
@@ -43,6 +41,7 @@ from longthought.teacher.records import (
     teacher_mode,
 )
 from longthought.teacher.shards import ShardWriter, merge_shards, shard_keys
+from longthought.teacher.tracestore import TRACE_COLUMNS, write_traces
 from longthought.teacher.transport import Sink, Unavailable
 
 log = logging.getLogger("longthought.teacher.traces")
@@ -130,41 +129,6 @@ def trace_rows(task: str, teacher_name: str, prompt_name: str, stubs: list[dict[
     return pd.DataFrame(rows, columns=TRACE_COLUMNS)
 
 
-TRACE_COLUMNS = ["trace_id", "task", "teacher", "prompt", "problem_id", "problem", "answer",
-                 "sample_index", "request_key", "request", "response", "content",
-                 "reasoning_content", "finish_reason", "max_tokens", "model", "prompt_tokens",
-                 "completion_tokens", "reasoning_tokens", "latency_s", "attempts", "cached",
-                 "status", "error", "cost_usd"]
-_INTS = {"sample_index", "max_tokens", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-         "attempts"}
-_FLOATS = {"latency_s", "cost_usd"}
-# One arrow schema for every traces file, however it was written (in one piece or streamed in
-# row groups; online or by a local teacher), so the same table always has the same types.
-TRACE_ARROW = pa.schema([
-    (c, pa.int64() if c in _INTS else pa.float64() if c in _FLOATS
-     else pa.bool_() if c == "cached" else pa.string()) for c in TRACE_COLUMNS])
-ROW_GROUP = 2000
-
-
-def write_traces(rows: Iterator[dict[str, Any]], out: str) -> int:
-    """Validate and write traces rows a row group at a time (atomically), so a large task never
-    holds every trace in memory. Returns the number of rows."""
-    n = 0
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, TRACE_ARROW) as writer:
-        while True:
-            part = list(islice(rows, ROW_GROUP))
-            if not part and n:
-                break
-            df = validate(pd.DataFrame(part, columns=TRACE_COLUMNS), "traces",
-                          f"writing {out} (rows {n}-{n + len(part) - 1})")
-            df.index = range(n, n + len(df))
-            writer.write_table(pa.Table.from_pandas(df, schema=TRACE_ARROW, preserve_index=False))
-            n += len(part)
-            if not part:
-                break
-    return n
-
-
 def shard_dir_for(cache_dir: str, task: str) -> str:
     """Where a local teacher's GPU job writes its shards for `task` (next to the cache)."""
     return str(Path(cache_dir) / "shards" / task)
@@ -186,18 +150,21 @@ def _task_setup(task: str, spec: dict[str, Any], problems_path: str
 
 
 def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, cache_dir: str,
-                   out: str, progress: bool = True, shards: str | None = None) -> int:
-    """Build, send and record the task's requests (or import a trace set); write `out`.
+                   out: str, progress: bool = True, shards: str | None = None
+                   ) -> dict[str, Any]:
+    """Build, send and record the task's requests (or import a trace set); write `out` (a link
+    to a read-only version, see `tracestore`) and say whether the collection is partial.
 
     A `mode: local` teacher: with `shards`, merge what its GPU job generated into the cache
     first and generate nothing here (a request it did not generate is `failed`); without, the
-    model is generated on this machine. Returns the number of rows written."""
+    model is generated on this machine. Returns the collection's record (rows, state, round)."""
     task_cfg = spec.get("task") or {}
+    round_ = int(spec.get("round") or 0)
     if task_cfg.get("import"):
         from longthought.teacher.importer import import_traces
 
-        df = import_traces(task, spec, problems_path)
-        return len(write_table(df, out, "traces"))
+        return write_traces(import_traces(task, spec, problems_path), out, round_=round_,
+                            collected=False)
     if not problems_path:
         raise ValueError(f"task {task!r}: --problems is required (the task has no import: block)")
     stubs, requests, teacher, teacher_name, prompt_name = _task_setup(task, spec, problems_path)
@@ -213,13 +180,39 @@ def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, c
                                transport=transport)
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
-        return write_traces(rows, out)
+        return _finish(task, task_cfg, write_traces(rows, out, round_=round_), out)
     with open_endpoint(teacher, cache_dir) as base_url:
         results = iter_results(teacher, requests, cache_dir, base_url, progress=progress,
                                tag=task, escalate=escalation_levels(teacher))
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
-        return write_traces(rows, out)
+        return _finish(task, task_cfg, write_traces(rows, out, round_=round_), out)
+
+
+def _finish(task: str, task_cfg: dict[str, Any], record: dict[str, Any], out: str
+            ) -> dict[str, Any]:
+    """Log whether the collection is complete or partial (and what the next run does)."""
+    if record["partial"]:
+        log.warning("%s", partial_message(task, record, task_cfg.get("teacher")))
+    else:
+        log.info("task %s: complete, %d rows -> %s (%s)", task, record["rows"], out,
+                 record["version"])
+    return record
+
+
+def partial_message(task: str, record: dict[str, Any], teacher: str | None = None) -> str:
+    """What a partial collection lacks and what happens next, for the log and traces-status."""
+    share = record["missing"] / max(1, record["rows"])
+    why = []
+    if record.get("failed"):
+        why.append(f"{record['failed']} failed")
+    if record.get("skipped_budget"):
+        where = f"teachers.{teacher}.budget_usd" if teacher else "the teacher's budget_usd"
+        why.append(f"{record['skipped_budget']} skipped by the budget cap (raise {where})")
+    return (f"task {task}: PARTIAL collection: {record['missing']:,} of {record['rows']:,} rows "
+            f"missing ({share:.1%}: {', '.join(why)}). The next run of the workflow asks for "
+            f"exactly these rows again (collection round {int(record.get('round') or 0) + 1}); "
+            "the request cache answers the others for free.")
 
 
 TODO_COLUMNS = ["request_key", "sample_index", "request"]
@@ -284,32 +277,61 @@ def generate_local(task: str, spec: dict[str, Any], todo_path: str, shard_dir: s
 
 
 def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
-    """A per-task table: rows, done (ok), cached, failed, skipped, tokens, USD; plus the cache's
-    live per-task view (responses received so far) when `cache_dir` is given.
+    """A per-task table: rows, done (ok), cached, failed, skipped, tokens, USD, missing share and
+    state (complete or PARTIAL, with what is missing and the table's read-only version); plus
+    the cache's live per-task view (responses received so far) when `cache_dir` is given.
 
     A cache directory that does not exist is an error (a mistyped path is not an empty cache); an
     existing one without a cache file yet is empty."""
+    from longthought.teacher.tracestore import collection_state, latest_version, recorded_state
+
     if cache_dir and not Path(cache_dir).is_dir():
         raise FileNotFoundError(f"--cache-dir {cache_dir}: no such directory (the request cache "
                                 "is config cache_dir, default .cache/longthought)")
+
     lines = [f"{'task':<28} {'rows':>7} {'done':>7} {'cached':>7} {'failed':>7} "
-             f"{'skipped':>7} {'tokens':>12} {'USD':>10} {'USD run':>9}"]
+             f"{'skipped':>7} {'tokens':>12} {'USD':>10} {'USD run':>9} {'missing':>8}  state"]
+    notes: list[str] = []
     for path in paths:
-        if not Path(path).exists():
-            lines.append(f"{Path(path).stem:<28} (not written yet: {path})")
-            continue
-        df = read_table(path, "traces")
+        shown = Path(path)
+        held_back = False
+        if not shown.exists():
+            version = latest_version(path)
+            if version is None:
+                lines.append(f"{shown.stem:<28} (not written yet: {path})")
+                continue
+            shown, held_back = version, True
+        df = read_table(shown, "traces")
+        record = recorded_state(path) or {}
         for task, g in df.groupby("task", sort=True):
             ok = g["status"] == "ok"
             tokens = int(g["prompt_tokens"].fillna(0).sum()
                          + g["completion_tokens"].fillna(0).sum())
             usd = float(g["cost_usd"].fillna(0).sum())
             usd_run = float(g.loc[~g["cached"], "cost_usd"].fillna(0).sum())
+            # the record knows whether the rows were collected (an import is never partial);
+            # without one, judge by the teacher column imports write
+            collected = record.get("partial", True) if record else (
+                held_back or not str(g["teacher"].iloc[0]).startswith("import:"))
+            state = collection_state(g, collected=bool(collected))
+            share = state["missing"] / max(1, state["rows"])
+            word = "PARTIAL" if state["partial"] else "complete"
             lines.append(f"{task:<28} {len(g):>7} {int(ok.sum()):>7} "
                          f"{int((ok & g['cached']).sum()):>7} "
                          f"{int((g['status'] == 'failed').sum()):>7} "
                          f"{int((g['status'] == 'skipped_budget').sum()):>7} {tokens:>12,} "
-                         f"{usd:>10.4f} {usd_run:>9.4f}")
+                         f"{usd:>10.4f} {usd_run:>9.4f} {share:>8.1%}  {word}")
+            if state["partial"]:
+                notes.append(partial_message(task, {**state, "round": record.get("round", 0)},
+                                             str(g["teacher"].iloc[0])))
+        where = os.path.relpath(shown) if not held_back else str(shown)
+        if held_back:
+            notes.append(f"{path}: not linked (the job held a partial table back, see "
+                         f"tasks.<task>.allow_partial); its latest version: {where}")
+        elif Path(path).is_symlink():
+            notes.append(f"{path} -> {os.readlink(path)} (read-only version; round "
+                         f"{record.get('round', 0)})")
+    lines += [""] + notes if notes else []
     if cache_dir:
         from longthought.teacher.cache import CACHE_FILE, RequestCache
 

@@ -42,7 +42,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student", required=True, help="student name in config (students.<name>)")
-    p.add_argument("--spec", required=True, type=spec_arg, help="students.<name> as JSON")
+    p.add_argument("--spec", required=True, type=spec_arg,
+                   help="students.<name>: a JSON file (or JSON text)")
     p.add_argument("--init", required=True, help="the untrained student dir (init-student's out)")
     p.add_argument("--datasets", required=True, nargs="+",
                    help="one dataset table per stage, in stage order")
@@ -54,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add this subpackage's verbs to the `longthought` parser."""
     p = sub.add_parser("init-student", help="build the tiny student, or point at a base model")
     p.add_argument("--student", required=True, help="student name in config (students.<name>)")
-    p.add_argument("--spec", required=True, type=spec_arg, help="students.<name> as JSON")
+    p.add_argument("--spec", required=True, type=spec_arg,
+                   help="students.<name>: a JSON file (or JSON text)")
     p.add_argument("--traces", nargs="*", default=[],
                    help="traces tables whose text trains the tiny tokenizer")
     p.add_argument("--out", required=True, help="directory to write (models/<student>@init)")

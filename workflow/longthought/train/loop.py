@@ -3,8 +3,9 @@
 `accelerate` does device placement, mixed precision, gradient accumulation and distribution
 (one process, DDP, FSDP or DeepSpeed, chosen by how the process was launched); `transformers`
 provides the model. Everything this module decides itself is visible in `train()`: which
-samples a step sees, the learning rate, the loss (mean over the step's assistant tokens), the
-log, the checkpoints, and the final atomic save.
+samples a step sees (`schedule.Plan`), the learning rate, the loss (mean over the step's
+assistant tokens, computed without the full logits: `loss`), the attention (`packing`), the log,
+the checkpoints, and the final atomic save. Datasets are tokenized once (`tokencache`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from longthought.io import apply_umask, file_sha256, write_json, write_table
 from longthought.train.checkpoint import (
@@ -26,19 +26,17 @@ from longthought.train.checkpoint import (
     TrainerState,
     fingerprint,
 )
-from longthought.train.data import Encoded, load_dataset
-from longthought.train.packing import MODEL_INPUTS, collate, training_attention
-from longthought.train.schedule import (
-    lr_at,
-    micro_batch,
-    sample_stream,
-    samples_per_step,
-    step_samples,
-    total_steps,
-    warmup_steps,
+from longthought.train.data import TokenizedDataset, load_dataset
+from longthought.train.loss import attach_loss, choose_loss, step_loss
+from longthought.train.packing import (
+    choose_attention,
+    collate,
+    model_inputs,
+    training_attention,
 )
+from longthought.train.schedule import Plan, lr_at, warmup_steps
 from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
-from longthought.train.student import resolve_model_path
+from longthought.train.student import init_info, resolve_model_path
 
 LOG_FILE = "train_log.parquet"
 HPARAMS_FILE = "hparams.json"
@@ -46,20 +44,10 @@ HPARAMS_FILE = "hparams.json"
 FUSED_ADAMW_TYPES = ("NO", "MULTI_GPU", "MULTI_CPU")
 
 
-def attention_available(name: str) -> str:
-    """flash-attn only when it is installed and a GPU is present; otherwise sdpa (and say so)."""
-    if name.startswith("flash_attention"):
-        import importlib.util
-
-        module = "flash_attn" if name == "flash_attention_2" else "flash_attn_interface"
-        if importlib.util.find_spec(module) is None or not torch.cuda.is_available():
-            print(f"[train] {name} needs the {module} package and a GPU; using sdpa", flush=True)
-            return "sdpa"
-    return name
-
-
-def load_stages(spec: TrainSpec, datasets: list[str], tokenizer) -> list[list[Encoded]]:
-    """Tokenize every stage's dataset up front: bad rows fail here, before any compute."""
+def load_stages(spec: TrainSpec, datasets: list[str], tokenizer,
+                shas: list[str] | None = None) -> list[TokenizedDataset]:
+    """Every stage's dataset, tokenized once (cached beside it): bad rows fail here, before any
+    compute. `shas` are the datasets' sha256 when the caller has them already."""
     if len(datasets) != len(spec.stages):
         raise ValueError(f"{len(spec.stages)} stages need {len(spec.stages)} datasets "
                          f"(one per stage, in order), got {len(datasets)}")
@@ -67,9 +55,10 @@ def load_stages(spec: TrainSpec, datasets: list[str], tokenizer) -> list[list[En
         raise ValueError("the student's tokenizer has no chat template; SFT data cannot be "
                          "rendered (use an instruct/chat tokenizer)")
     stages = []
-    for stage, path in zip(spec.stages, datasets, strict=True):
-        encoded = load_dataset(path, tokenizer, stage.max_length)
-        cut = sum(e.truncated for e in encoded)
+    shas = shas or [None] * len(datasets)
+    for stage, path, sha in zip(spec.stages, datasets, shas, strict=True):
+        encoded = load_dataset(path, tokenizer, stage.max_length, dataset_sha256=sha)
+        cut = int(encoded.truncated.sum())
         if cut:
             print(f"[train] {path}: {cut} of {len(encoded)} samples truncated to "
                   f"max_length {stage.max_length}", flush=True)
@@ -77,7 +66,8 @@ def load_stages(spec: TrainSpec, datasets: list[str], tokenizer) -> list[list[En
     return stages
 
 
-def check_inputs(student: str, spec: dict, init: str, datasets: list[str]):
+def check_inputs(student: str, spec: dict, init: str, datasets: list[str],
+                 shas: list[str] | None = None):
     """Everything checkable before compute: spec, init model, every row of every dataset.
 
     Returns (spec, path for from_pretrained, tokenizer, tokenized stages).
@@ -89,7 +79,7 @@ def check_inputs(student: str, spec: dict, init: str, datasets: list[str]):
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return cfg, base_path, tokenizer, load_stages(cfg, datasets, tokenizer)
+    return cfg, base_path, tokenizer, load_stages(cfg, datasets, tokenizer, shas)
 
 
 def package_versions() -> dict[str, str]:
@@ -119,16 +109,27 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     from transformers import AutoModelForCausalLM
 
     # --- settings and data, all checked before any model is loaded -------------------------
-    cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets)
-
-    # --- accelerator, model, optimizer ------------------------------------------------------
+    # (the main process tokenizes a dataset not yet in its cache; the others then map it)
+    cfg = parse_spec(student, spec)
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
+    shas = [file_sha256(p) for p in datasets]
+    with accelerator.main_process_first():
+        cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets, shas)
+
+    # --- model (attention and loss chosen for the device, and said), optimizer ---------------
     world, rank = accelerator.num_processes, accelerator.process_index
-    attn = attention_available(cfg.attn_implementation)
+    attn, attn_why = choose_attention(cfg.attn_implementation, accelerator.device)
+    accelerator.print(f"[train] attention: {attn} ({attn_why})")
     model = AutoModelForCausalLM.from_pretrained(
         base_path, attn_implementation=training_attention(attn), dtype=torch.float32)
     model.config.use_cache = False
+    zero3 = (accelerator.distributed_type == DistributedType.DEEPSPEED
+             and accelerator.state.deepspeed_plugin.zero_stage == 3)
+    loss_impl, loss_why = choose_loss(cfg.cross_entropy, model.config.model_type,
+                                      accelerator.device, partitioned_head=zero3)
+    attach_loss(model, loss_impl)
+    accelerator.print(f"[train] cross-entropy: {loss_impl} ({loss_why})")
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -155,8 +156,9 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     same_run = {k: v for k, v in cfg.to_json().items() if k not in ("extra", "checkpoint_every")}
     init_files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns)
                         for f in Path(init).iterdir() if f.is_file())
+    base = init_info(init)
     run_id = fingerprint({"student": student, "spec": same_run, "init": [base_path, init_files],
-                          "world": world, "datasets": [file_sha256(p) for p in datasets]})
+                          "base_commit": base.get("commit"), "world": world, "datasets": shas})
     ckpts = Checkpoints(f"{out}.ckpt", run_id)
     ckpts.prepare(accelerator.is_main_process)
     accelerator.wait_for_everyone()
@@ -166,13 +168,15 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                           f"(global step {state.global_step})")
 
     resolved = []
+    first_step = True  # of this process: printed, so a resume shows when training restarted
     for s, (stage, samples) in enumerate(zip(cfg.stages, data, strict=True)):
-        steps = total_steps(stage, len(samples), world)
-        stream = sample_stream(len(samples), steps * samples_per_step(stage, world), stage.seed)
+        plan = Plan(stage, samples.lengths, world)
+        steps = plan.steps
         resolved.append({**stage.__dict__, "samples": len(samples), "steps": steps,
                          "warmup_steps": warmup_steps(stage, steps),
-                         "samples_per_step": samples_per_step(stage, world),
-                         "truncated_samples": sum(e.truncated for e in samples)})
+                         "micro_batches_per_step": plan.per_step,
+                         "samples_per_step": None if plan.by_tokens else len(plan.step_samples(0)),
+                         "truncated_samples": int(samples.truncated.sum())})
         if s < state.stage:
             continue
         # --- stage setup: its own weight decay and accumulation; fresh optimizer moments ----
@@ -188,20 +192,18 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             lr = lr_at(stage, step, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            everyone = step_samples(stream, stage, world, step)
-            n_labels = sum(samples[i].n_labels for i in everyone)  # over all processes
-            n_tokens = sum(len(samples[i].input_ids) for i in everyone)
+            everyone = plan.step_samples(step)
+            n_labels = int(samples.n_labels[everyone].sum())  # over all processes
+            n_tokens = int(samples.lengths[everyone].sum())
             loss_sum = torch.zeros((), device=accelerator.device)
             for micro in range(stage.grad_accum):
-                mine = [samples[i] for i in micro_batch(stream, stage, world, step, micro, rank)]
+                mine = [samples[i] for i in plan.micro(step, micro, rank)]
                 batch = collate(mine, stage.packing, tokenizer.pad_token_id)
                 inputs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
-                          for k, v in batch.items() if k in MODEL_INPUTS}
+                          for k, v in model_inputs(batch, attn).items()}
                 labels = batch["labels"].to(accelerator.device)
                 with accelerator.accumulate(model):
-                    logits = model(**inputs).logits
-                    loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
-                                           ignore_index=-100, reduction="sum")
+                    loss = step_loss(model, inputs, labels)  # summed over assistant tokens
                     # mean over the step's assistant tokens: accelerate divides by grad_accum
                     # and DDP/FSDP average over processes, so scale back by both
                     accelerator.backward(loss * world * stage.grad_accum / max(1, n_labels))
@@ -220,12 +222,13 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             state.log.append({
                 "student": student, "stage": s, "dataset": stage.dataset,
                 "step": state.global_step,
-                "epoch": (step + 1) * samples_per_step(stage, world) / len(samples),
+                "epoch": plan.samples_seen(step) / len(samples),
                 "loss": loss_all, "lr": lr, "grad_norm": grad_norm, "tokens": n_tokens,
                 "tokens_per_s": n_tokens / dt,
                 "mem_mb": torch.cuda.max_memory_allocated() / 2**20 if on_gpu else None,
             })
-            if step == 0 or (step + 1) % 10 == 0 or step + 1 == steps:
+            if first_step or (step + 1) % 10 == 0 or step + 1 == steps:
+                first_step = False
                 accelerator.print(f"[train] stage {s} step {step + 1}/{steps} loss {loss_all:.4f}"
                                   f" lr {lr:.2e} tok/s {n_tokens / dt:,.0f}")
             due = cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0
@@ -258,6 +261,10 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "precision": cfg.precision, "gradient_checkpointing": cfg.gradient_checkpointing,
             "optimizer": f"AdamW{' (fused)' if fused else ''}, betas (0.9, 0.95), eps 1e-8",
             "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
+            "attn_reason": attn_why, "cross_entropy": cfg.cross_entropy,
+            "cross_entropy_used": loss_impl, "cross_entropy_reason": loss_why,
+            "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
+            "token_caches": [d.tokens.where or None for d in data],
             "world_size": world, "distributed_type": str(accelerator.distributed_type),
             "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
             "parameters": int(sum(p.numel() for p in unwrapped.parameters())),

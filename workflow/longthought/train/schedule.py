@@ -60,3 +60,102 @@ def lr_at(stage: Stage, step: int, steps: int) -> float:
     if stage.schedule == "linear":
         return stage.lr * (1.0 - progress)
     return stage.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def best_fit_decreasing(order: np.ndarray, lengths: np.ndarray, capacity: int) -> list[list[int]]:
+    """Bins of sample indices, each summing to at most `capacity` tokens (best-fit decreasing).
+
+    Samples are placed longest first (ties in `order`'s order) into the open bin with the least
+    room that still fits them, as TRL's `bfd` packing does; a bin too full for the shortest
+    sample is closed. Every sample must fit alone (`lengths <= capacity`).
+    """
+    from bisect import bisect_left, insort
+
+    ranked = order[np.argsort(-lengths[order], kind="stable")]
+    shortest = int(lengths[order].min()) if len(order) else 0
+    bins: list[list[int]] = []
+    room: list[tuple[int, int]] = []  # (free tokens, bin) of open bins, sorted
+    for i in ranked.tolist():
+        n = int(lengths[i])
+        k = bisect_left(room, (n, -1))
+        if k == len(room):
+            bins.append([i])
+            free, b = capacity - n, len(bins) - 1
+        else:
+            free, b = room.pop(k)
+            bins[b].append(i)
+            free -= n
+        if free >= shortest:
+            insort(room, (free, b))
+    return bins
+
+
+class Plan:
+    """Which samples each (optimizer step, micro-step, rank) trains on: a pure function of the
+    stage spec, the sample lengths and the world size, so a resumed run sees what a straight
+    run would.
+
+    By samples (`max_tokens_per_batch` null): `batch_size` samples per micro-batch from a fresh
+    permutation per epoch (`sample_stream`). By token budget: each epoch's permutation is packed
+    into micro-batches of at most `max_tokens_per_batch` tokens (`best_fit_decreasing`), the
+    micro-batches are shuffled, and a step takes `grad_accum x world` of them.
+    """
+
+    def __init__(self, stage: Stage, lengths: np.ndarray, world: int):
+        self.stage, self.world = stage, world
+        self.lengths = np.asarray(lengths)
+        self.n = len(self.lengths)
+        self.per_step = stage.grad_accum * world  # micro-batches per optimizer step
+        self.by_tokens = stage.max_tokens_per_batch is not None
+        if not self.by_tokens:
+            self.steps = total_steps(stage, self.n, world)
+            self.stream = sample_stream(self.n, self.steps * samples_per_step(stage, world),
+                                        stage.seed)
+            return
+        self._epochs: list[list[np.ndarray]] = []
+        self._counts: list[np.ndarray] = []  # per epoch: samples in its first k+1 bins
+        per_epoch = len(self._epoch(0))
+        self.steps = stage.max_steps or max(1, math.ceil(stage.epochs * per_epoch
+                                                         / self.per_step))
+
+    def _epoch(self, e: int) -> list[np.ndarray]:
+        while len(self._epochs) <= e:
+            k = len(self._epochs)
+            order = np.random.default_rng([self.stage.seed, k]).permutation(self.n)
+            bins = best_fit_decreasing(order, self.lengths, self.stage.max_tokens_per_batch)
+            shuffle = np.random.default_rng([self.stage.seed, k, 1]).permutation(len(bins))
+            self._epochs.append([np.asarray(bins[j], dtype=np.int64) for j in shuffle])
+            self._counts.append(np.cumsum([len(b) for b in self._epochs[-1]]))
+        return self._epochs[e]
+
+    def _bin(self, index: int) -> np.ndarray:
+        e = 0
+        while index >= len(self._epoch(e)):
+            index -= len(self._epoch(e))
+            e += 1
+        return self._epoch(e)[index]
+
+    def micro(self, step: int, micro: int, rank: int) -> np.ndarray:
+        """Sample indices process `rank` trains on in micro-step `micro` of step `step`."""
+        if not self.by_tokens:
+            return micro_batch(self.stream, self.stage, self.world, step, micro, rank)
+        return self._bin(step * self.per_step + micro * self.world + rank)
+
+    def step_samples(self, step: int) -> np.ndarray:
+        """All sample indices of optimizer step `step`, over every process and micro-step."""
+        if not self.by_tokens:
+            return step_samples(self.stream, self.stage, self.world, step)
+        return np.concatenate([self._bin(step * self.per_step + j) for j in range(self.per_step)])
+
+    def samples_seen(self, step: int) -> int:
+        """Samples trained on after `step + 1` steps (for the epoch count in the log)."""
+        if not self.by_tokens:
+            return (step + 1) * samples_per_step(self.stage, self.world)
+        bins, seen, e = (step + 1) * self.per_step, 0, 0
+        while bins > 0:
+            epoch = self._epoch(e)
+            take = min(bins, len(epoch))
+            seen += int(self._counts[e][take - 1])
+            bins -= take
+            e += 1
+        return seen

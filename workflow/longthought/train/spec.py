@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = {"fp32": "no", "bf16": "bf16"}
-ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+ATTENTION = ("auto", "sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3")
+LOSSES = ("auto", "chunked", "liger", "full")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class Stage:
     max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 8  # samples per device per micro-step (packed or not)
     grad_accum: int = 1
-    max_length: int = 1024  # per-sample token limit, and the packed row length
+    max_length: int = 1024  # per-sample token limit
+    max_tokens_per_batch: int | None = None  # set: micro-batches by token budget, not batch_size
     packing: bool = True
     weight_decay: float = 0.0
     seed: int = 0
@@ -38,7 +40,8 @@ class TrainSpec:
     stages: list[Stage]
     precision: str = "fp32"
     gradient_checkpointing: bool = False
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "auto"
+    cross_entropy: str = "auto"
     checkpoint_every: int = 200
     accelerate_config: str | None = None
     extra: dict = field(default_factory=dict)  # keys read by others (resources, tiny, ...)
@@ -58,7 +61,8 @@ def _stage(i: int, raw: object, student: str) -> Stage:
     for key in ("dataset", "lr"):
         if raw.get(key) is None:
             raise ValueError(f"{where}.{key} is required")
-    values = {k: v for k, v in raw.items() if v is not None or k in ("max_steps", "max_grad_norm")}
+    values = {k: v for k, v in raw.items()
+              if v is not None or k in ("max_steps", "max_grad_norm", "max_tokens_per_batch")}
     try:
         stage = Stage(**values)
     except TypeError as exc:
@@ -77,6 +81,11 @@ def _stage(i: int, raw: object, student: str) -> Stage:
          "a positive integer"),
         ("max_length", isinstance(stage.max_length, int) and stage.max_length > 1,
          "an integer > 1"),
+        ("max_tokens_per_batch", stage.max_tokens_per_batch is None or (
+            isinstance(stage.max_tokens_per_batch, int) and not isinstance(
+                stage.max_tokens_per_batch, bool)
+            and stage.max_tokens_per_batch >= stage.max_length),
+         f"null or an integer >= max_length ({stage.max_length}: a sample is never split)"),
         ("packing", isinstance(stage.packing, bool), "true or false"),
         ("weight_decay", isinstance(stage.weight_decay, int | float)
          and stage.weight_decay >= 0, ">= 0"),
@@ -101,9 +110,12 @@ def parse_spec(student: str, spec: dict) -> TrainSpec:
     if precision not in PRECISIONS:
         raise ValueError(f"{where}.precision must be one of {sorted(PRECISIONS)}, "
                          f"got {precision!r}")
-    attn = spec.get("attn_implementation", "sdpa")
+    attn = spec.get("attn_implementation", "auto")
     if attn not in ATTENTION:
         raise ValueError(f"{where}.attn_implementation must be one of {ATTENTION}, got {attn!r}")
+    loss = spec.get("cross_entropy", "auto")
+    if loss not in LOSSES:
+        raise ValueError(f"{where}.cross_entropy must be one of {LOSSES}, got {loss!r}")
     every = spec.get("checkpoint_every", 200)
     if not isinstance(every, int) or every < 0:
         raise ValueError(f"{where}.checkpoint_every must be an integer >= 0 (0: never), "
@@ -112,13 +124,14 @@ def parse_spec(student: str, spec: dict) -> TrainSpec:
     if not isinstance(base, str) or not base:
         raise ValueError(f"{where}.base_model must be 'tiny', a hub id or a local path")
     named = {"base_model", "stages", "precision", "gradient_checkpointing",
-             "attn_implementation", "checkpoint_every", "accelerate_config"}
+             "attn_implementation", "cross_entropy", "checkpoint_every", "accelerate_config"}
     return TrainSpec(
         base_model=base,
         stages=parsed,
         precision=precision,
         gradient_checkpointing=bool(spec.get("gradient_checkpointing", False)),
         attn_implementation=attn,
+        cross_entropy=loss,
         checkpoint_every=every,
         accelerate_config=spec.get("accelerate_config"),
         extra={k: v for k, v in spec.items() if k not in named},

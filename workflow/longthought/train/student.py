@@ -1,9 +1,19 @@
-"""The student's starting point: a tiny model built here, or a pointer to a hub id / local path.
+"""The student's starting point: a tiny model built here, a pinned hub snapshot, or a local path.
 
 `init_student` writes `models/<student>@init/`: for `base_model: tiny` a real Qwen2 model and
 byte-level BPE tokenizer saved with `save_pretrained`; for anything else only `init.json`, a
-pointer (weights are never copied), after checking offline what can be checked. Code that loads
-the initial model calls `resolve_model_path(dir)` and gets a path or hub id for `from_pretrained`.
+pointer (weights are never copied into results/):
+
+- a hub id is pinned: its `revision` (default `main`) is resolved to a commit, and that commit's
+  snapshot is downloaded once (`snapshot_download(..., revision=commit)`) into `snapshot_dir`
+  (default `.cache/longthought/hub`, a Hugging Face cache layout shared by every student using
+  the same base). `init_student` is a local rule, so this runs where the internet is; training
+  and generation on compute nodes load the local snapshot, never the hub. The commit is recorded
+  in `init.json`, in the trained model's `hparams.json` and in the checkpoint fingerprint.
+- a local path is checked (a `config.json` that loads) and pointed at.
+
+Code that loads the initial model calls `resolve_model_path(dir)` and gets a local directory
+(or, for pointers written before pinning, the hub id).
 """
 
 from __future__ import annotations
@@ -21,6 +31,11 @@ from longthought.io import apply_umask, make_temp_dir, read_tables, write_json
 
 INIT_POINTER = "init.json"
 TINY = "tiny"
+DEFAULT_SNAPSHOT_DIR = ".cache/longthought/hub"
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# repository files transformers never loads: other frameworks' weights, original checkpoints
+SKIP_FILES = ["*.gguf", "*.onnx", "*.msgpack", "*.h5", "*.ot", "*.tflite", "*.pth",
+              "original/*", "consolidated*", "onnx/*", "coreml/*"]
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 ROLES = ("system", "user", "assistant")
 
@@ -75,14 +90,48 @@ def check_local_model(path: str | os.PathLike[str], key: str = "base_model") -> 
     return p.resolve()
 
 
-def check_hub_id(repo_id: str, key: str = "base_model") -> None:
-    """Offline (HF_HUB_OFFLINE=1) a hub id must already be in the local cache; online, recorded."""
-    from huggingface_hub import constants, try_to_load_from_cache
+def pin_hub_model(repo_id: str, revision: str, snapshot_dir: str | os.PathLike[str],
+                  key: str = "base_model") -> tuple[str, str]:
+    """(local snapshot directory, commit) of `repo_id` at `revision`, downloaded if missing.
 
-    if constants.HF_HUB_OFFLINE and not isinstance(
-            try_to_load_from_cache(repo_id, "config.json"), str):
-        raise ValueError(f"{key}: hub model {repo_id!r} is not in the local Hugging Face cache "
-                         "and HF_HUB_OFFLINE is set; download it first or give a local path")
+    Online, the revision (branch, tag or commit) is resolved to a commit first and exactly that
+    commit is downloaded, without other frameworks' weights (and without `.bin` weights where
+    the repository has safetensors). Offline (HF_HUB_OFFLINE=1) the snapshot must already be in
+    `snapshot_dir` or in the default Hugging Face cache; its commit comes from the cache's refs.
+    """
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    offline = bool(constants.HF_HUB_OFFLINE)
+    target = revision
+    ignore = list(SKIP_FILES)
+    if not offline:
+        try:
+            info = HfApi().model_info(repo_id, revision=revision)
+        except Exception as exc:  # not found, gated, no network: say which model and why
+            raise ValueError(f"{key}: cannot resolve hub model {repo_id!r} at revision "
+                             f"{revision!r}: {type(exc).__name__}: {exc}") from None
+        target = info.sha
+        if any(s.rfilename.endswith(".safetensors") for s in info.siblings or []):
+            ignore += ["*.bin", "*.pt"]
+    places = [snapshot_dir] + ([None] if offline else [])  # None: the default HF cache
+    errors = []
+    for place in places:
+        try:
+            path = snapshot_download(repo_id, revision=target, cache_dir=place,
+                                     ignore_patterns=ignore, local_files_only=offline)
+            break
+        except Exception as exc:
+            errors.append(f"{place or 'the default Hugging Face cache'}: {exc}")
+    else:
+        how = ("HF_HUB_OFFLINE is set, so it can only come from a cache; run init-student "
+               "where the hub is reachable, or give a local path" if offline else "download failed")
+        raise ValueError(f"{key}: hub model {repo_id!r} at revision {revision!r} is not "
+                         f"available ({how}): " + " | ".join(errors))
+    commit = Path(path).name
+    if not COMMIT.match(commit):
+        raise ValueError(f"{key}: {repo_id!r}: the snapshot {path} is not named by a commit")
+    check_local_model(path, key)
+    return str(path), commit
 
 
 def build_tiny(tiny: dict, texts: list[str], out: Path) -> None:
@@ -149,13 +198,18 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
             check_reload(tmp)
         else:
             key = f"students.{student}.base_model"
+            pointer = {"student": student, "base_model": base, "kind": kind}
             if kind == "local":
-                path = str(check_local_model(base, key))
+                pointer["path"] = str(check_local_model(base, key))
             else:
-                check_hub_id(base, key)
-                path = base
-            write_json(tmp / INIT_POINTER, {"student": student, "base_model": base,
-                                            "kind": kind, "path": path})
+                revision = spec.get("revision") or "main"
+                snapshots = spec.get("snapshot_dir") or DEFAULT_SNAPSHOT_DIR
+                path, commit = pin_hub_model(base, revision, snapshots, key)
+                pointer.update(path=path, revision=revision, commit=commit,
+                               snapshot_dir=str(snapshots))
+                print(f"[init-student] {base}@{revision} pinned to commit {commit}: {path}",
+                      flush=True)
+            write_json(tmp / INIT_POINTER, pointer)
         apply_umask(tmp)  # safetensors writes the weights as 0600
         if out.exists():
             shutil.rmtree(out)
@@ -166,16 +220,30 @@ def init_student(student: str, spec: dict, traces: list[str], out: str | os.Path
     return out
 
 
+def init_info(model_dir: str | os.PathLike[str]) -> dict:
+    """The init pointer of a student's init dir (kind, base model, revision, commit, path), or
+    {} for a model directory (the tiny student)."""
+    pointer = Path(model_dir) / INIT_POINTER
+    if not pointer.is_file():
+        return {}
+    return json.loads(pointer.read_text(encoding="utf-8"))
+
+
 def resolve_model_path(model_dir: str | os.PathLike[str]) -> str:
-    """What `from_pretrained` needs for an init dir: the dir itself, or the id/path it points to."""
+    """What `from_pretrained` needs for an init dir: the dir itself, or the local snapshot or
+    path it points to (the hub id only for pointers written before pinning)."""
     d = Path(model_dir)
     if (d / "config.json").is_file():
         return str(d)
     pointer = d / INIT_POINTER
     if pointer.is_file():
-        info = json.loads(pointer.read_text(encoding="utf-8"))
-        if info.get("kind") == "local":
-            return str(check_local_model(info["path"], f"{pointer}: path"))
+        info = init_info(d)
+        if info.get("kind") == "local" or info.get("commit"):
+            where = (f"{pointer}: path" if info.get("kind") == "local" else
+                     f"{pointer}: the pinned snapshot of {info.get('base_model')} at commit "
+                     f"{info.get('commit')} (init-student downloads it; a compute node must "
+                     "share that directory)")
+            return str(check_local_model(info["path"], where))
         return str(info["path"])
     raise ValueError(f"{d}: neither a model directory (config.json) nor a student init dir "
                      f"({INIT_POINTER}); run `longthought init-student` first")

@@ -74,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     a = verbs.add_parser("self", help="score this pipeline's run from what it recorded")
     a.add_argument("--spec", type=spec_arg, default={},
-                   help='JSON: {"project", "url", "rubric", "repo_root", "cards"} (all optional)')
+                   help='a JSON file (or JSON text): {"project", "url", "rubric", "repo_root", '
+                        '"cards"} (all optional)')
     a.add_argument("--results-dir", default="results", help="the run's results directory")
     a.add_argument("--config", required=True, nargs="+",
                    help="the config YAML(s) the run used, merged in order (default, overlays)")

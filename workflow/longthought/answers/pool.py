@@ -140,7 +140,7 @@ class DeadlinePool:
         env = dict(os.environ)
         pkg_root = str(Path(__file__).resolve().parents[2])  # the dir holding `longthought/`
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-        boot = "from longthought.curate.pool import _child_main; _child_main()"
+        boot = "from longthought.answers.pool import _child_main; _child_main()"
         cmd = [sys.executable, "-c", boot, str(child.fileno()), self.handler,
                str(self.memory_mb or 0), str(soft)]
         proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env)
