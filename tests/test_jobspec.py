@@ -31,6 +31,15 @@ def test_teacher_content_keeps_what_decides_the_answers():
     assert got == {"base_url": "sim", "model": "sim-o1", "sampling": {"temperature": 0.7},
                    "samples_per_problem": 1, "sim": {"seed": 7, "slip_rate": 0.1}}
     assert TEACHER["limits"] == {"max_concurrency": 32}  # the input is not changed
+    # online or through the Batch API: the same endpoint, the same answers and cache keys
+    batch = {**TEACHER, "mode": "batch", "batch": {"poll_interval_s": 60},
+             "pricing": {"input": 1.0, "batch_discount": 0.5},
+             "sim": {**TEACHER["sim"], "batch": {"in_progress_s": 9}}}
+    assert jobspec.teacher_content(batch) == got
+    local = jobspec.teacher_content({**TEACHER, "mode": "local"})
+    assert local["mode"] == "local"
+    escalated = jobspec.teacher_content({**TEACHER, "escalate_max_tokens": [4096]})
+    assert escalated["escalate_max_tokens"] == [4096]  # it changes what the table holds
 
 
 @pytest.mark.parametrize("kind,spec,want", [

@@ -53,6 +53,7 @@ def _traces(task: str) -> list[dict]:
             "problem_id": f"p{i}", "problem": f"{i}+1", "answer": str(i + 1), "sample_index": 0,
             "request_key": f"k{i}", "request": json.dumps(req), "response": "{}",
             "content": f"\\boxed{{{i + 1}}}", "reasoning_content": None, "finish_reason": "stop",
+            "max_tokens": None,
             "model": "sim-o1", "prompt_tokens": 5, "completion_tokens": 20,
             "reasoning_tokens": None, "latency_s": 0.1, "attempts": 1, "cached": False,
             "status": "ok", "error": None, "cost_usd": 0.001})

@@ -434,7 +434,40 @@ def check_teachers(config: dict) -> Errors:
             errors += [f"teachers.{name}.{key}: only used with mode: local (a GPU job runs the "
                        "model); this teacher is asked over its base_url"
                        for key in ("local", "resources") if key in spec]
+        errors += _batch_and_escalation(name, spec)
     return errors + _local_teachers_asked_online(config)
+
+
+def _batch_and_escalation(name: str, spec: dict) -> Errors:
+    """`batch:` and batch prices need mode batch; escalation needs a limit to raise."""
+    errors: Errors = []
+    batch = spec.get("mode") == "batch"
+    if "batch" in spec and not batch:
+        errors.append(f"teachers.{name}.batch: only used with mode: batch (the Batch API); "
+                      f"this teacher is mode {spec.get('mode', 'online')}")
+    pricing = spec.get("pricing") or {}
+    if "batch" in pricing and "batch_discount" in pricing:
+        errors.append(f"teachers.{name}.pricing: give batch prices either explicitly (batch) or "
+                      "as a batch_discount, not both")
+    levels = spec.get("escalate_max_tokens")
+    if levels is None:
+        return errors
+    where = f"teachers.{name}.escalate_max_tokens"
+    if spec.get("mode") == "local":
+        errors.append(f"{where}: not supported with mode: local (its GPU job generates a planned "
+                      "request list); raise sampling.max_tokens instead")
+        return errors
+    levels = [levels] if isinstance(levels, int) else list(levels)
+    if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+        errors.append(f"{where}: {levels} must rise (each limit longer than the one before)")
+    sampling = spec.get("sampling") or {}
+    base = sampling.get("max_completion_tokens") or sampling.get("max_tokens")
+    if base is None:
+        errors.append(f"{where}: needs teachers.{name}.sampling.max_tokens (or "
+                      "max_completion_tokens), the limit it raises")
+    elif levels and levels[0] <= base:
+        errors.append(f"{where}: {levels[0]} is not above sampling's limit {base}")
+    return errors
 
 
 def _is_local_teacher(config: dict, name: Any) -> bool:

@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 # A teacher's (or judge's, or API model's) settings that change how requests are sent, never
-# what comes back: the request cache keys ignore them too.
-TEACHER_OPERATIONAL = ("limits", "pricing", "budget_usd", "api_key_env", "resources")
+# what comes back: the request cache keys ignore them too. (`batch`: how a mode: batch teacher
+# uses the Batch API; `mode` online vs batch is the same endpoint and the same keys, so a teacher
+# reduced to its content says neither, while mode: local, another endpoint, stays.)
+TEACHER_OPERATIONAL = ("limits", "pricing", "budget_usd", "api_key_env", "resources", "batch")
+SAME_ENDPOINT_MODES = ("online", "batch")
 # A mode: local teacher's settings that change how its GPU job runs, not what it answers (each
 # request samples with its own seed; the cache keys ignore them too).
 LOCAL_OPERATIONAL = ("batch_size", "chunk_size", "gpu_memory_utilization")
@@ -72,11 +75,13 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
 
 def teacher_content(teacher: dict[str, Any] | None) -> dict[str, Any] | None:
     """A teacher block without its operational settings (limits, pricing, budget, key name,
-    resources, the sim's latency/faults, a local teacher's batch sizes): what decides the
-    answers."""
+    resources, online vs Batch API, the sim's latency/faults/batch timing, a local teacher's
+    batch sizes): what decides the answers."""
     if not isinstance(teacher, dict):
         return teacher
     out = {k: v for k, v in teacher.items() if k not in TEACHER_OPERATIONAL}
+    if out.get("mode") in SAME_ENDPOINT_MODES:
+        del out["mode"]
     if isinstance(out.get("sim"), dict):
         out["sim"] = {k: v for k, v in out["sim"].items() if k in SIM_CONTENT_KEYS}
     if isinstance(out.get("local"), dict):

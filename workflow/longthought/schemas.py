@@ -60,6 +60,7 @@ TRACES = _schema(
         "content": _opt_str,
         "reasoning_content": _opt_str,  # DeepSeek-style separate reasoning, when sent
         "finish_reason": _opt_str,
+        "max_tokens": _opt_int0,  # output limit it was collected at (an escalation's, if one)
         "model": _opt_str,  # the model that actually answered
         "prompt_tokens": _opt_int0,
         "completion_tokens": _opt_int0,

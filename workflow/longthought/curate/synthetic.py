@@ -43,7 +43,7 @@ def trace_record(task: str, problem_id: str, problem: str, answer: str, content:
         "response": None if status != "ok" else json.dumps({"id": "x"}),
         "content": content if status == "ok" else None,
         "reasoning_content": reasoning_content, "finish_reason": finish_reason,
-        "model": "synthetic", "prompt_tokens": len(problem) // 4 + 20,
+        "max_tokens": None, "model": "synthetic", "prompt_tokens": len(problem) // 4 + 20,
         "completion_tokens": completion_tokens if status == "ok" else None,
         "reasoning_tokens": None, "latency_s": 1.0, "attempts": 1, "cached": False,
         "status": status, "error": error, "cost_usd": 0.0,

@@ -45,7 +45,7 @@ def generate_api(model_spec: dict, prompts: list[list[dict]], sampling: dict, n:
     params = request_params(teacher, sampling)
     requests = [ChatRequest(messages=m, sample_index=j, params=params)
                 for m in prompts for j in range(n)]
-    with open_endpoint(teacher) as base_url:
+    with open_endpoint(teacher, str(cache_dir)) as base_url:
         results = run_requests(teacher, requests, str(cache_dir), base_url, progress=False,
                                tag=f"eval:{name}")
     bad = [r for r in results if r.status != "ok"]

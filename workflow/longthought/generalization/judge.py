@@ -100,7 +100,7 @@ def run_judge(
     if not requests:
         return []
     teacher = {k: v for k, v in judge_spec.items() if k != "name"}
-    with open_endpoint(teacher) as base_url:
+    with open_endpoint(teacher, cache_dir) as base_url:
         results = run_requests(teacher, requests, cache_dir, base_url, progress=False,
                                tag=tag or f"judge {judge_spec.get('name', '?')}")
     calls = []

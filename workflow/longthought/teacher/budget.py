@@ -65,6 +65,15 @@ class Budget:
             self._changed.clear()
             await self._changed.wait()
 
+    def hold(self, job: Job) -> None:
+        """Reserve `job`'s worst case whatever the cap: it was sent before (a batch a re-run
+        re-attaches to), so its money is due either way and must count against new work."""
+        if job.key in self._held:
+            return
+        self.reserved += job.worst_usd
+        self.reserved_n += 1
+        self._held.add(job.key)
+
     def release(self, job: Job) -> None:
         """The job's reservation is no longer needed (it settled); a no-op if it held none."""
         if job.key not in self._held:

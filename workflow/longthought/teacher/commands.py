@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from longthought.cli import spec_arg
 
@@ -12,29 +13,37 @@ from longthought.cli import spec_arg
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    # the SDK's HTTP client logs every request at INFO: a line per request (or batch poll)
+    # would bury the collector's own summary in a job's log
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _teacher_sim(args: argparse.Namespace) -> int:
     from longthought.teacher.sim_server import serve
 
-    serve(args.host, args.port, args.port_file, args.spec)
+    serve(args.host, args.port, args.port_file, args.spec, args.store, args.parent_pid)
     return 0
 
 
 # Exit status of `traces` when the collection is partial and its task does not let curation
 # proceed on a partial table (tasks.<task>.allow_partial: false).
 PARTIAL_HELD_BACK = 3
+EX_TEMPFAIL = 75  # batches still running: try again later (sysexits.h)
 
 
 def _traces(args: argparse.Namespace) -> int:
-    import sys
-
+    from longthought.teacher.batch import BatchesPending
     from longthought.teacher.traces import collect_traces
     from longthought.teacher.tracestore import recorded_state
 
     _setup_logging()
-    collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
-                   progress=not args.quiet, shards=args.shards)
+    try:
+        collect_traces(args.task, args.spec, args.problems, args.cache_dir, args.out,
+                       progress=not args.quiet, shards=args.shards)
+    except BatchesPending as exc:
+        print(f"longthought traces: {args.task}: not written yet: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     state = recorded_state(args.out) or {}
     if state.get("partial") and (args.spec.get("task") or {}).get("allow_partial") is False:
         print(f"longthought traces: task {args.task}: the collection is partial ("
@@ -90,6 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port-file", default=None, help="write the bound port here when ready")
     p.add_argument("--spec", type=spec_arg, default={},
                    help="JSON: the teacher's sim block plus fault settings")
+    p.add_argument("--store", default=None,
+                   help="Batch API: directory of its files and batches, kept across restarts "
+                        "(default: a temporary directory removed at exit)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="stop when this process (the one that started the sim) is gone")
     p.set_defaults(func=_teacher_sim)
 
     p = sub.add_parser("traces", help="collect (or import) a task's raw teacher traces")

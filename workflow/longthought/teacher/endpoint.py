@@ -2,7 +2,10 @@
 
 `open_endpoint` is what every API caller wraps its work in: with `base_url: sim` it starts
 `longthought teacher-sim` as a child process on a free loopback port, waits until it answers, and
-stops it when the block ends (also on error or Ctrl-C); otherwise it just yields the URL.
+stops it when the block ends (also on error or Ctrl-C; a sim whose parent is killed stops by
+itself); otherwise it just yields the URL. A `mode: batch` sim teacher keeps its Batch API store
+(files, batches) next to the request cache, so a collection killed while its batches run finds
+them again, as it would at a real provider.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from longthought.teacher.collect import state_dir_for
 from longthought.teacher.guard import forbid
+from longthought.teacher.records import endpoint_id, teacher_mode
 from longthought.teacher.sim_config import parse_sim_config
 
 READY_TIMEOUT_S = 60.0
@@ -57,14 +62,18 @@ def _wait_ready(proc: subprocess.Popen, port_file: Path, log_path: Path) -> int:
 
 
 @contextmanager
-def start_sim(spec: dict[str, Any]) -> Iterator[str]:
-    """Run `longthought teacher-sim` with `spec` on a free port; yield its base URL."""
+def start_sim(spec: dict[str, Any], store: str | Path | None = None) -> Iterator[str]:
+    """Run `longthought teacher-sim` with `spec` on a free port; yield its base URL. `store`:
+    the Batch API's directory, kept across runs (default: the sim's own temporary one)."""
     parse_sim_config(spec)  # a bad spec fails here, with the key named, not in a child process
     with tempfile.TemporaryDirectory(prefix="lt-sim-") as tmp:
         port_file = Path(tmp) / "port"
         log_path = Path(tmp) / "sim.log"
         cmd = [sys.executable, "-m", "longthought.cli", "teacher-sim", "--host", "127.0.0.1",
-               "--port", "0", "--port-file", str(port_file), "--spec", json.dumps(spec)]
+               "--port", "0", "--port-file", str(port_file), "--spec", json.dumps(spec),
+               "--parent-pid", str(os.getpid())]
+        if store is not None:
+            cmd += ["--store", str(store)]
         with open(log_path, "wb") as log_fh:
             proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=dict(os.environ))
@@ -81,9 +90,13 @@ def start_sim(spec: dict[str, Any]) -> Iterator[str]:
                     proc.wait()
 
 
+SIM_STORE = "sim-store"
+
+
 @contextmanager
-def open_endpoint(teacher_spec: dict[str, Any]) -> Iterator[str]:
-    """Yield the teacher's base URL; for `base_url: sim`, a sim server running for the block."""
+def open_endpoint(teacher_spec: dict[str, Any], cache_dir: str | None = None) -> Iterator[str]:
+    """Yield the teacher's base URL; for `base_url: sim`, a sim server running for the block
+    (a `mode: batch` one with its Batch API store under `cache_dir`, when given)."""
     forbid(f"opening the endpoint of teacher {teacher_spec.get('model')!r}")
     base_url = teacher_spec.get("base_url")
     if not base_url or not isinstance(base_url, str):
@@ -91,5 +104,8 @@ def open_endpoint(teacher_spec: dict[str, Any]) -> Iterator[str]:
     if base_url != "sim":
         yield base_url
         return
-    with start_sim(sim_spec(teacher_spec)) as url:
+    store = None
+    if cache_dir is not None and teacher_mode(teacher_spec) == "batch":
+        store = state_dir_for(cache_dir, endpoint_id(teacher_spec, None)) / SIM_STORE
+    with start_sim(sim_spec(teacher_spec), store) as url:
         yield url

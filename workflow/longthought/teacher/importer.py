@@ -161,6 +161,7 @@ def import_traces(task: str, spec: dict[str, Any], problems_path: str | None) ->
             "response": json.dumps(rec, ensure_ascii=False, default=str),
             "content": content, "reasoning_content": _text(get("reasoning_content")),
             "finish_reason": _text(get("finish_reason")) or ("stop" if content else None),
+            "max_tokens": None,  # a published set does not say what limit it was made at
             "model": _text(get("model")),
             "prompt_tokens": _int(get("prompt_tokens"), f"{at}, prompt_tokens"),
             "completion_tokens": _int(get("completion_tokens"), f"{at}, completion_tokens"),

@@ -5,6 +5,12 @@ A `ChatRequest` (messages, sample index, params) becomes a canonical request bod
 the core turns outcomes into `ChatResult`s. Keys are the sha256 of (endpoint identity, body,
 sample index), so the same request asked online, through a batch or of a local model on a GPU
 node is found in the same cache.
+
+Escalation (`escalate_max_tokens`): a reply cut off at its output limit (`finish_reason: length`)
+may be asked again at a longer one. The longer request is derived from the original (the same
+body with only its limit raised, `with_limit`), so it has a key of its own and the original's
+key never changes: raising or adding escalation limits re-asks only the truncated requests,
+and every complete reply already paid for stays where it is.
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ class ChatResult:
     error: str | None = None
     cost_usd: float | None = None
     response: str | None = None  # the raw response body as received
+    max_tokens: int | None = None  # the output limit the request was sent with (None: none)
 
 
 @dataclass(slots=True)
@@ -80,12 +87,16 @@ class Outcome:
     attempts: int
 
 
+MODES = ("online", "batch", "local")
+
+
 def teacher_mode(teacher_spec: dict[str, Any]) -> str:
-    """`online` (an OpenAI-compatible endpoint) or `local` (a model run by a GPU job)."""
+    """`online` (an OpenAI-compatible endpoint), `batch` (its Batch API) or `local` (a model run
+    by a GPU job)."""
     mode = teacher_spec.get("mode", "online") or "online"
-    if mode not in ("online", "local"):
-        raise ValueError(f"teacher {teacher_spec.get('model')!r}: mode must be online or local, "
-                         f"got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"teacher {teacher_spec.get('model')!r}: mode must be one of "
+                         f"{', '.join(MODES)}, got {mode!r}")
     return mode
 
 
@@ -161,6 +172,53 @@ def plan_jobs(teacher_spec: dict[str, Any], requests: list[ChatRequest], endpoin
     return keys, jobs
 
 
+def limit_key(body: dict[str, Any]) -> str | None:
+    """Which output-limit key a body uses (`max_completion_tokens` for o1-style models)."""
+    for k in ("max_completion_tokens", "max_tokens"):
+        if body.get(k) is not None:
+            return k
+    return None
+
+
+def with_limit(body: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The same request with its output limit raised to `limit` (an escalation)."""
+    key = limit_key(body)
+    if key is None:
+        raise ValueError("a request without max_tokens cannot be escalated")
+    return {**body, key: limit}
+
+
+def escalation_levels(teacher_spec: dict[str, Any]) -> list[int]:
+    """The teacher's `escalate_max_tokens` (an int or a rising list), checked."""
+    value = teacher_spec.get("escalate_max_tokens")
+    if value is None:
+        return []
+    levels = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (not isinstance(levels, list) or not levels
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in levels)
+            or any(b <= a for a, b in zip(levels, levels[1:], strict=False))):
+        raise ValueError(f"teacher {teacher_spec.get('model')!r}: escalate_max_tokens must be a "
+                         f"positive integer or a rising list of them, got {value!r}")
+    sampling = teacher_spec.get("sampling") or {}
+    base = sampling.get("max_completion_tokens") or sampling.get("max_tokens")
+    if base is None:
+        raise ValueError(f"teacher {teacher_spec.get('model')!r}: escalate_max_tokens needs "
+                         "sampling.max_tokens (or max_completion_tokens): the limit it raises")
+    if levels[0] <= base:
+        raise ValueError(f"teacher {teacher_spec.get('model')!r}: escalate_max_tokens "
+                         f"{levels[0]} is not above sampling's limit {base}")
+    return list(levels)
+
+
+def request_limit(request_json: str) -> int | None:
+    """The output limit of a stored request body (None when it sets none)."""
+    try:
+        body = json.loads(request_json)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return max_output_tokens(body) if isinstance(body, dict) else None
+
+
 def api_key_for(teacher_spec: dict[str, Any]) -> str:
     """The API key, only ever from the environment variable the spec names."""
     env = teacher_spec.get("api_key_env")
@@ -181,7 +239,8 @@ def result_from_entry(e: CacheEntry, cached: bool) -> ChatResult:
         reasoning_content=parsed.reasoning_content, finish_reason=parsed.finish_reason,
         model=parsed.model, prompt_tokens=e.prompt_tokens, completion_tokens=e.completion_tokens,
         reasoning_tokens=e.reasoning_tokens, latency_s=e.latency_s, attempts=e.attempts or 0,
-        cached=cached, error=None, cost_usd=e.cost_usd, response=e.response)
+        cached=cached, error=None, cost_usd=e.cost_usd, response=e.response,
+        max_tokens=request_limit(e.request))
 
 
 def result_json(result: ChatResult) -> str:

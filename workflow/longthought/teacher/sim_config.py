@@ -23,6 +23,13 @@ Keys (all optional):
            reply, then goes silent for hang_s; outage {after_s, for_s, status} answers every
            request in that window (seconds after start or /sim/reset) with status (429: with
            Retry-After retry_after_s)
+  batch: {validating_s, in_progress_s, finalizing_s, completion_window_s, max_requests,
+          max_file_bytes, enqueued_token_limit, rate_line_error, rate_expire, expire_batches,
+          rate_download_drop}   the Batch API (`sim_batch`): how long each lifecycle step takes
+           (seconds, so tests run in seconds, not hours), the real API's limits, and its faults:
+           a line answered with a 500 in the error file, a batch that expires half done (at a
+           rate, or the batches numbered in expire_batches, 1 = the first created), a download
+           that drops half way
 """
 
 from __future__ import annotations
@@ -63,6 +70,24 @@ class SimConfig:
     slow_stream_gap_s: float = 3.0
     stream_chunk_tokens: int = 16
     outage: Outage | None = None
+    batch: BatchSim = field(default_factory=lambda: BatchSim())
+
+
+@dataclass
+class BatchSim:
+    """The sim's Batch API: lifecycle timing, the real API's limits, and its faults."""
+
+    validating_s: float = 0.5
+    in_progress_s: float = 2.0  # from in_progress to the last line done
+    finalizing_s: float = 0.5
+    completion_window_s: float = 86400.0  # the real API's 24 h: a batch not done by then expires
+    max_requests: int = 50_000  # per batch (the real API's limit)
+    max_file_bytes: int = 200_000_000  # per uploaded file (the real API's 200 MB)
+    enqueued_token_limit: int | None = None  # per model: prompt tokens of unfinished batches
+    rate_line_error: float = 0.0  # share of lines answered 500 in the error file
+    rate_expire: float = 0.0  # share of batches that expire half done
+    expire_batches: list[int] = field(default_factory=list)  # these (1 = first created) too
+    rate_download_drop: float = 0.0  # share of file downloads cut off half way
 
 
 @dataclass
@@ -76,7 +101,8 @@ class Outage:
 
 
 _TOP = {"seed", "slip_rate", "wrong_rate", "truncate_rate", "style", "reasoning_content",
-        "latency_ms", "rate_limit_rpm", "models", "faults", "stream_chunk_tokens"}
+        "latency_ms", "rate_limit_rpm", "models", "faults", "stream_chunk_tokens", "batch"}
+_BATCH_KEYS = set(BatchSim.__dataclass_fields__)
 _FAULT_KEYS = {f"rate_{k}" for k in FAULT_KINDS} | {"retry_after_s", "hang_s", "slow_stream_s",
                                                    "slow_stream_gap_s", "outage"}
 
@@ -157,7 +183,39 @@ def parse_sim_config(spec: dict[str, Any] | None) -> SimConfig:
         raise ValueError(f"sim spec: stream_chunk_tokens must be an integer >= 1, got {chunk!r}")
     cfg.stream_chunk_tokens = chunk
     cfg.outage = _outage(faults.get("outage"))
+    cfg.batch = _batch(spec.get("batch"))
     return cfg
+
+
+def _batch(value: Any) -> BatchSim:
+    if value is None:
+        return BatchSim()
+    if not isinstance(value, dict):
+        raise ValueError(f"sim spec: batch must be a mapping, got {value!r}")
+    unknown = set(value) - _BATCH_KEYS
+    if unknown:
+        raise ValueError(f"sim spec: unknown key(s) {sorted(unknown)} in batch; "
+                         f"known: {sorted(_BATCH_KEYS)}")
+    out = BatchSim()
+    for key in ("validating_s", "in_progress_s", "finalizing_s", "completion_window_s"):
+        if key in value:
+            setattr(out, key, _nonneg(f"batch.{key}", value[key]))
+    for key in ("max_requests", "max_file_bytes", "enqueued_token_limit"):
+        v = value.get(key, getattr(out, key))
+        if v is None and key == "enqueued_token_limit":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"sim spec: batch.{key} must be an integer >= 1, got {v!r}")
+        setattr(out, key, v)
+    for key in ("rate_line_error", "rate_expire", "rate_download_drop"):
+        setattr(out, key, _rate(f"batch.{key}", value.get(key) or 0))
+    expire = value.get("expire_batches") or []
+    if not isinstance(expire, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in expire):
+        raise ValueError(f"sim spec: batch.expire_batches must be a list of batch numbers >= 1 "
+                         f"(1 = the first batch created), got {expire!r}")
+    out.expire_batches = list(expire)
+    return out
 
 
 def _outage(value: Any) -> Outage | None:

@@ -5,9 +5,11 @@ API evaluation backend and the judges are exercised exactly as against a paid en
 the procedural problems (`sim_persona`), reports real `usage` counts (`tokens`), and injects the
 faults a real API shows at configured rates (`sim_config`): 429 with Retry-After, 500/503, hangs,
 dropped connections, malformed JSON, empty replies, truncation; plus a latency distribution and a
-server-side requests-per-minute limit. `GET /sim/stats` counts what it served, per status, and
-which request bodies were answered successfully, so tests and benchmarks can prove that nothing
-was lost or paid twice.
+server-side requests-per-minute limit. It also speaks the Batch API (`/v1/files`,
+`/v1/batches`: `sim_batch`), answering batch lines with the same completions. `GET /sim/stats`
+counts what it served, per status, and which request bodies were answered successfully (online
+or in a batch), plus the files, batches and lines of the Batch API, so tests and benchmarks can
+prove that nothing was lost or paid twice.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from longthought.teacher.sim_batch import BatchStore, add_routes
 from longthought.teacher.sim_config import SimConfig, parse_sim_config
 from longthought.teacher.sim_persona import compose
 from longthought.teacher.tokens import (
@@ -119,12 +122,14 @@ class SimStats:
 class SimServer:
     """The request handlers and the state they share (config, fault RNG, stats, rate limit)."""
 
-    def __init__(self, cfg: SimConfig) -> None:
+    def __init__(self, cfg: SimConfig, store: str | Path | None = None) -> None:
         self.cfg = cfg
         self.fault_rng = random.Random(f"faults:{cfg.seed}")
         self.stats = SimStats()
         self.bucket = ServerBucket(cfg.rate_limit_rpm) if cfg.rate_limit_rpm else None
         self.t0 = time.monotonic()  # the outage window counts from here (or /sim/reset)
+        self.batches = BatchStore(cfg.batch, cfg.seed, store, self._completion, self._bad_body,
+                                  self.stats.note, body_key)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -390,7 +395,8 @@ class SimServer:
     async def stats_view(self, request: web.Request) -> web.Response:
         keys = request.query.get("keys", "1") != "0"
         events = request.query.get("events", "0") == "1"
-        return web.json_response(self.stats.as_json(keys, events))
+        return web.json_response({**self.stats.as_json(keys, events),
+                                  "batch": self.batches.stats()})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.stats.reset()
@@ -420,19 +426,33 @@ def _rate_limited(seconds: float, message: str) -> web.Response:
     return _error(429, message, "rate_limit_exceeded", headers, etype="requests")
 
 
-def build_app(spec: dict[str, Any] | None) -> web.Application:
-    """The aiohttp application for a sim spec (validated; ValueError names a bad key)."""
-    sim = SimServer(parse_sim_config(spec))
+def build_app(spec: dict[str, Any] | None, store: str | Path | None = None) -> web.Application:
+    """The aiohttp application for a sim spec (validated; ValueError names a bad key). `store`:
+    where the Batch API keeps its files and batches (a temporary directory when None)."""
+    cfg = parse_sim_config(spec)
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    sim = SimServer(cfg, store)
     app[SIM_KEY] = sim
     app.router.add_post("/v1/chat/completions", sim.chat)
     app.router.add_get("/v1/models", sim.models)
     app.router.add_get("/sim/stats", sim.stats_view)
     app.router.add_post("/sim/reset", sim.reset)
+    add_routes(app, sim.batches)
     return app
 
 
-async def _serve(app: web.Application, host: str, port: int, port_file: str | None) -> None:
+async def _exit_with(parent_pid: int) -> None:
+    """Stop when the process that started us is gone (killed with -9, say), so a sim child
+    never outlives its collector."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent_pid:
+            print("teacher-sim: the process that started it is gone; stopping", flush=True)
+            return
+
+
+async def _serve(app: web.Application, host: str, port: int, port_file: str | None,
+                 parent_pid: int | None = None) -> None:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
@@ -444,18 +464,23 @@ async def _serve(app: web.Application, host: str, port: int, port_file: str | No
         os.replace(tmp, port_file)  # appears whole: readers never see a partial number
     print(f"teacher-sim listening on http://{host}:{bound}/v1", flush=True)
     try:
-        await asyncio.Event().wait()
+        if parent_pid is not None:
+            await _exit_with(parent_pid)
+        else:
+            await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-def serve(host: str, port: int, port_file: str | None, spec: dict[str, Any] | None) -> None:
-    """Run the sim server until SIGTERM/SIGINT; writes the bound port to `port_file` when ready."""
+def serve(host: str, port: int, port_file: str | None, spec: dict[str, Any] | None,
+          store: str | None = None, parent_pid: int | None = None) -> None:
+    """Run the sim server until SIGTERM/SIGINT (or until `parent_pid` is gone); writes the bound
+    port to `port_file` when ready. `store`: the Batch API's directory (kept across restarts)."""
     import signal
 
-    app = build_app(spec)  # validate before binding, so a bad spec never looks ready
+    app = build_app(spec, store)  # validate before binding, so a bad spec never looks ready
     loop = asyncio.new_event_loop()
-    task = loop.create_task(_serve(app, host, port, port_file))
+    task = loop.create_task(_serve(app, host, port, port_file, parent_pid))
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, task.cancel)
     try:
@@ -467,10 +492,11 @@ def serve(host: str, port: int, port_file: str | None, spec: dict[str, Any] | No
 
 
 @contextmanager
-def serve_in_thread(spec: dict[str, Any] | None, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(spec: dict[str, Any] | None, host: str = "127.0.0.1",
+                    store: str | Path | None = None) -> Iterator[str]:
     """Run the sim server on a background thread's event loop (tests, benchmarks); yields the
     base URL (`http://host:port/v1`). Real HTTP on loopback, just without a child process."""
-    app = build_app(spec)
+    app = build_app(spec, store)
     ready: queue.Queue[Any] = queue.Queue()
     loop = asyncio.new_event_loop()
 

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,13 @@ from longthought.teacher.collect import ChatRequest, ChatResult, iter_results
 from longthought.teacher.endpoint import open_endpoint
 from longthought.teacher.local import LocalTransport
 from longthought.teacher.progress import Progress
-from longthought.teacher.records import Job, endpoint_id, plan_jobs, teacher_mode
+from longthought.teacher.records import (
+    Job,
+    endpoint_id,
+    escalation_levels,
+    plan_jobs,
+    teacher_mode,
+)
 from longthought.teacher.shards import ShardWriter, merge_shards, shard_keys
 from longthought.teacher.tracestore import TRACE_COLUMNS, write_traces
 from longthought.teacher.transport import Sink, Unavailable
@@ -106,7 +113,7 @@ def trace_row(task: str, teacher_name: str, prompt_name: str, stub: dict[str, An
         "answer": stub["answer"], "sample_index": stub["sample_index"],
         "request_key": r.key, "request": r.request, "response": r.response,
         "content": r.content, "reasoning_content": r.reasoning_content,
-        "finish_reason": r.finish_reason, "model": r.model,
+        "finish_reason": r.finish_reason, "max_tokens": r.max_tokens, "model": r.model,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "reasoning_tokens": r.reasoning_tokens, "latency_s": r.latency_s,
         "attempts": r.attempts, "cached": r.cached, "status": r.status, "error": r.error,
@@ -137,8 +144,8 @@ def _task_setup(task: str, spec: dict[str, Any], problems_path: str
     prompt_name = spec.get("prompt_name") or task_cfg.get("prompt") or "prompt"
     log.info("task %s: %d problems x %d sample(s) = %d requests to teacher %s (%s)", task,
              len(problems), len(requests) // max(1, len(problems)), len(requests), teacher_name,
-             teacher.get("base_url") if teacher_mode(teacher) == "online"
-             else f"local: {teacher.get('model')}")
+             {"online": teacher.get("base_url"), "batch": f"Batch API at {teacher.get('base_url')}",
+              "local": f"local: {teacher.get('model')}"}[teacher_mode(teacher)])
     return stubs, requests, teacher, teacher_name, prompt_name
 
 
@@ -174,9 +181,9 @@ def collect_traces(task: str, spec: dict[str, Any], problems_path: str | None, c
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
         return _finish(task, task_cfg, write_traces(rows, out, round_=round_), out)
-    with open_endpoint(teacher) as base_url:
+    with open_endpoint(teacher, cache_dir) as base_url:
         results = iter_results(teacher, requests, cache_dir, base_url, progress=progress,
-                               tag=task)
+                               tag=task, escalate=escalation_levels(teacher))
         rows = (trace_row(task, teacher_name, prompt_name, stub, r)
                 for stub, r in zip(stubs, results, strict=True))
         return _finish(task, task_cfg, write_traces(rows, out, round_=round_), out)
@@ -337,4 +344,24 @@ def traces_status(paths: list[str], cache_dir: str | None = None) -> str:
             with RequestCache(cache_dir) as cache:
                 for tag, n, tokens, usd in cache.summary_by_tag():
                     lines.append(f"{tag or '-':<28} {n:>9} {int(tokens):>12,} {usd:>10.4f}")
+        lines += pending_batches(cache_dir)
     return "\n".join(lines)
+
+
+def pending_batches(cache_dir: str) -> list[str]:
+    """Lines on the Batch API batches recorded and not stored yet (read from the records on
+    disk; no API call): what a re-run will re-attach to."""
+    from longthought.teacher.batch_ledger import Ledger
+    from longthought.teacher.collect import STATE_DIR
+
+    recs = [rec for d in sorted((Path(cache_dir) / STATE_DIR).glob("*/batches"))
+            for rec in Ledger(d).pending()]
+    if not recs:
+        return []
+    out = ["", f"batches recorded and not stored yet ({len(recs)}; a re-run re-attaches to "
+           "them):", f"{'task':<28} {'batch':<34} {'state':<10} {'requests':>8} submitted"]
+    for rec in recs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created))
+        out.append(f"{rec.tag or '-':<28} {rec.batch_id or rec.local_id:<34} {rec.state:<10} "
+                   f"{rec.n:>8} {when}")
+    return out

@@ -42,10 +42,11 @@ KEEP_VERSIONS = 2
 
 TRACE_COLUMNS = ["trace_id", "task", "teacher", "prompt", "problem_id", "problem", "answer",
                  "sample_index", "request_key", "request", "response", "content",
-                 "reasoning_content", "finish_reason", "model", "prompt_tokens",
+                 "reasoning_content", "finish_reason", "max_tokens", "model", "prompt_tokens",
                  "completion_tokens", "reasoning_tokens", "latency_s", "attempts", "cached",
                  "status", "error", "cost_usd"]
-_INTS = {"sample_index", "prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts"}
+_INTS = {"sample_index", "max_tokens", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+         "attempts"}
 _FLOATS = {"latency_s", "cost_usd"}
 # One arrow schema for every traces file, however it was written (in one piece or streamed in
 # row groups; online or by a local teacher), so the same table always has the same types.

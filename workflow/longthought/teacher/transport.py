@@ -17,8 +17,8 @@ spent on attempts that produced no usable reply with `sink.budget.charge(usd)` o
 `sink.budget.aborted(job)`. A submit/poll/download transport (batch) fits the same calls: it
 reserves each job it puts in a batch, submits, polls, and reports each downloaded line with `ok`
 or `failed`; state it must keep across a crash (a submitted batch's id, so a re-run polls
-instead of paying again) goes under `sink.state_dir`, which the core keeps per endpoint and
-model next to the cache.
+instead of paying again) goes under `sink.state_dir`, which the core keeps per endpoint next to
+the cache (`batch.py` is that transport).
 """
 
 from __future__ import annotations
@@ -65,16 +65,20 @@ class Sink:
     """Books each outcome: cost and budget, the cache entry, the progress bar, the status."""
 
     def __init__(self, writer: EntryWriter, budget: Budget, pricing: Pricing | None,
-                 progress: Progress, tag: str | None, state_dir: Path | None = None) -> None:
+                 progress: Progress, tag: str | None, state_dir: Path | None = None,
+                 cache_dir: str | None = None) -> None:
         self.writer = writer
         self.budget = budget
         self.pricing = pricing
         self.progress = progress
         self.tag = tag
         self.state_dir = state_dir
+        self.cache_dir = cache_dir  # the shared cache the writer commits to (None: a shard)
         self.outcomes: dict[str, Outcome] = {}  # failed / skipped, with the request kept
         self.requests: dict[str, str] = {}  # request JSON of failed / skipped keys
         self.fresh: set[str] = set()  # keys answered in this run
+        self.truncated: dict[str, Job] = {}  # answered with finish_reason length (escalation)
+        self.keep_truncated = False
         self.scrub: Callable[[str], str] = lambda text: text
 
     def cost_of(self, job: Job, parsed: Parsed) -> float | None:
@@ -97,6 +101,9 @@ class Sink:
             None if latency_s is None else round(latency_s, 6), attempts, parsed.prompt_tokens,
             parsed.completion_tokens, parsed.reasoning_tokens, cost, self.tag))
         self.fresh.add(job.key)
+        self.outcomes.pop(job.key, None)  # asked again (an escalation) and answered now
+        if self.keep_truncated and parsed.finish_reason == "length":
+            self.truncated[job.key] = job
         self.progress.add("ok", (parsed.prompt_tokens or 0) + (parsed.completion_tokens or 0),
                           cost or 0.0)
 

@@ -76,7 +76,8 @@ def traces_from_dataset(df: pd.DataFrame, task: str = "synthetic-task") -> pd.Da
             "prompt": "distill", "problem_id": r.problem_id, "problem": r.problem,
             "answer": r.answer, "sample_index": 0, "request_key": f"synthetic:{r.problem_id}",
             "request": "{}", "response": None, "content": content, "reasoning_content": None,
-            "finish_reason": "stop", "model": "synthetic", "prompt_tokens": None,
+            "finish_reason": "stop", "max_tokens": None, "model": "synthetic",
+            "prompt_tokens": None,
             "completion_tokens": None, "reasoning_tokens": None, "latency_s": None,
             "attempts": 1, "cached": False, "status": "ok", "error": None, "cost_usd": None,
         })
