@@ -118,13 +118,18 @@ class TransformersGenerator:
         self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0}
 
     def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for source in (self.tokenizer.eos_token_id,
-                       getattr(self.model.generation_config, "eos_token_id", None)):
-            if isinstance(source, int):
-                ids.add(source)
-            elif source:
-                ids.update(int(i) for i in source)
+        """Tokenizer eos + generation_config eos + the chat template's end-of-turn token: a
+        model whose config does not stop on the token its template closes a turn with (Qwen2.5
+        base models, the first Llama-3 release) would otherwise run to max_new_tokens."""
+        from longthought.chat import end_of_turn, stop_ids
+
+        ids = set(stop_ids(self.tokenizer, self.model.generation_config))
+        eot = end_of_turn(self.tokenizer)
+        if eot is not None and eot[0] not in ids:
+            print(f"[generate] {self.path}: its generation_config does not stop on the chat "
+                  f"template's end-of-turn token {eot[1]!r} (id {eot[0]}); stopping on it too",
+                  flush=True)
+            ids.add(eot[0])
         if not ids:
             raise ValueError(f"model {self.path}: neither tokenizer nor generation config names "
                              f"an end-of-sequence token")

@@ -34,6 +34,7 @@ from longthought.train.packing import (
     model_inputs,
     training_attention,
 )
+from longthought.train.preview import PREVIEW_FILE, Preview, build_preview, generation_eos
 from longthought.train.schedule import Plan, lr_at, warmup_steps
 from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
 from longthought.train.student import init_info, resolve_model_path
@@ -68,18 +69,46 @@ def load_stages(spec: TrainSpec, datasets: list[str], tokenizer,
 
 def check_inputs(student: str, spec: dict, init: str, datasets: list[str],
                  shas: list[str] | None = None):
-    """Everything checkable before compute: spec, init model, every row of every dataset.
+    """Everything checkable before compute: spec, init model, every row of every dataset, and
+    the data preview's checks (`preview`: its errors are raised by the caller, after it has
+    shown the preview).
 
-    Returns (spec, path for from_pretrained, tokenizer, tokenized stages).
+    Returns (spec, path for from_pretrained, tokenizer, tokenized stages, preview).
     """
     from transformers import AutoTokenizer
 
     cfg = parse_spec(student, spec)
     base_path = resolve_model_path(init)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return cfg, base_path, tokenizer, load_stages(cfg, datasets, tokenizer, shas)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)  # as shipped: no pad token added
+    stages = load_stages(cfg, datasets, tokenizer, shas)
+    preview = build_preview(student, cfg, tokenizer, generation_eos(base_path), stages, datasets,
+                            cfg.extra.get("evaluation"))
+    return cfg, base_path, tokenizer, stages, preview
+
+
+def preview_path(out: str | Path) -> Path:
+    """Where the preview is written before training (beside the model dir, kept on failure)."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.{PREVIEW_FILE}")
+
+
+def show_preview(preview: Preview, out: str | Path) -> None:
+    """Print the preview to the job log and write it beside the model dir, before any step."""
+    print(preview.text, flush=True)
+    try:
+        where = preview.write(preview_path(out))
+        print(f"[train] data preview: {where}", flush=True)
+    except OSError as exc:
+        print(f"[train] data preview not written ({exc}); it is in this log", flush=True)
+
+
+def pad_id(tokenizer) -> int:
+    """The id padded (unpacked) batches fill with: the pad token, else end-of-sequence (padding
+    carries no loss and, right-padded under causal attention, is never attended to)."""
+    pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pid is None:
+        raise ValueError("the student's tokenizer has neither a pad nor an eos token")
+    return int(pid)
 
 
 def package_versions() -> dict[str, str]:
@@ -115,7 +144,12 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
     shas = [file_sha256(p) for p in datasets]
     with accelerator.main_process_first():
-        cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets, shas)
+        cfg, base_path, tokenizer, data, preview = check_inputs(student, spec, init, datasets,
+                                                                shas)
+    if accelerator.is_main_process:
+        show_preview(preview, out)
+    preview.raise_errors()  # every process: a spoiled run stops before the model loads
+    pad = pad_id(tokenizer)
 
     # --- model (attention and loss chosen for the device, and said), optimizer ---------------
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -198,7 +232,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             loss_sum = torch.zeros((), device=accelerator.device)
             for micro in range(stage.grad_accum):
                 mine = [samples[i] for i in plan.micro(step, micro, rank)]
-                batch = collate(mine, stage.packing, tokenizer.pad_token_id)
+                batch = collate(mine, stage.packing, pad)
                 inputs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
                           for k, v in model_inputs(batch, attn).items()}
                 labels = batch["labels"].to(accelerator.device)
@@ -249,11 +283,14 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.config.use_cache = True
+    if preview.eos_token_id is not None:  # the template's end-of-turn token stops generation
+        unwrapped.generation_config.eos_token_id = preview.eos_token_id
     unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
                               save_function=accelerator.save,
                               state_dict=accelerator.get_state_dict(model))
     if accelerator.is_main_process:
         tokenizer.save_pretrained(tmp)
+        preview.write(tmp / PREVIEW_FILE)
         write_table(pd.DataFrame(state.log), tmp / LOG_FILE, "train_log")
         write_json(tmp / HPARAMS_FILE, {
             "student": student, "base_model": cfg.base_model, "init": str(init),
@@ -261,7 +298,9 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "precision": cfg.precision, "gradient_checkpointing": cfg.gradient_checkpointing,
             "optimizer": f"AdamW{' (fused)' if fused else ''}, betas (0.9, 0.95), eps 1e-8",
             "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
-            "attn_reason": attn_why, "cross_entropy": cfg.cross_entropy,
+            "attn_reason": attn_why,
+            "preview_checks": [c.__dict__ for c in preview.checks],
+            "cross_entropy": cfg.cross_entropy,
             "cross_entropy_used": loss_impl, "cross_entropy_reason": loss_why,
             "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
             "token_caches": [d.tokens.where or None for d in data],
