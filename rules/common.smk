@@ -54,20 +54,14 @@ def is_api_model(name):
 def model_spec(name):
     """The model spec the generation verbs take (see docs/architecture.md)."""
     kind = model_kind(name)
-    if kind == "student":
+    if kind in ("student", "init"):
+        student = config["students"][name.removesuffix("@init")]
         return {
             "name": name,
             "kind": "local",
             "path": f"results/models/{name}",
-            "backend": config["students"][name].get("backend", "transformers"),
-        }
-    if kind == "init":
-        student = name[: -len("@init")]
-        return {
-            "name": name,
-            "kind": "local",
-            "path": f"results/models/{name}",
-            "backend": config["students"][student].get("backend", "transformers"),
+            "backend": student.get("backend", "transformers"),
+            **(student.get("generation") or {}),
         }
     if kind == "teacher":
         return {"name": name, "kind": "api", "teacher": config["teachers"][name]}
@@ -509,18 +503,28 @@ def trace_outputs():
 def student_spec(student):
     """A student's config without `resources` (placement) and its generation `backend`; the job
     spec of `longthought train` (`checkpoint_every` is operational, see longthought.jobspec).
+    `evaluation` (operational) is how the evaluation will prompt the student: the data preview
+    checks that training renders the same system prompt.
     """
+    ev = config["evaluation"]
     return {
-        k: v
-        for k, v in config["students"][student].items()
-        if k not in ("resources", "backend")
+        **{
+            k: v
+            for k, v in config["students"][student].items()
+            if k not in ("resources", "backend")
+        },
+        "evaluation": {
+            "system": ev["sampling"].get("system"),
+            "prompt": ev.get("prompt"),
+        },
     }
 
 
 def init_spec(student):
     """What builds the untrained student: the base model and the tiny model's sizes. Training
     knobs (stages, precision...) do not rebuild it, so they do not re-run `<student>@init`'s
-    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational."""
+    evaluation either; `snapshot_dir` (where a hub snapshot is downloaded) is operational.
+    """
     spec = config["students"][student]
     return {
         k: spec[k]
