@@ -111,6 +111,57 @@ def pad_id(tokenizer) -> int:
     return int(pid)
 
 
+def fsdp_on_cpu(accelerator) -> bool:
+    """Turn on FSDP for processes launched with an FSDP config on the CPU (gloo).
+
+    `accelerate launch` with an FSDP config exports ACCELERATE_USE_FSDP and the FSDP_* settings,
+    but on a machine without GPUs accelerate's state makes the run MULTI_CPU and silently trains
+    plain DDP. Switching the state to FSDP with the plugin read from those settings makes
+    `prepare` shard the model with accelerate's own FSDP2 code, so the FSDP path (sharded
+    parameters, the full state dict gathered for the save, sharded checkpoints) runs, and is
+    tested, on the CPU exactly as on GPUs. Returns whether it did.
+    """
+    import os
+
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if (os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true"
+            or accelerator.distributed_type != DistributedType.MULTI_CPU):
+        return False
+    from accelerate.state import PartialState
+
+    plugin = FullyShardedDataParallelPlugin()
+    # both shared states: AcceleratorState copies PartialState's when it is re-created
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+    return True
+
+
+def save_gathered(model, state_dict: dict | None, out: Path, is_main: bool) -> None:
+    """Write a gathered full state dict as `save_pretrained` lays it out (one safetensors file,
+    config, generation config), for FSDP on the CPU: there transformers' save still reads the
+    wrapped model's parameters, whose storage FSDP has freed after resharding."""
+    from safetensors.torch import save_file
+    from torch.distributed.tensor import DTensor
+
+    tensors = {}
+    for key, value in (state_dict or {}).items():
+        if isinstance(value, DTensor):  # still sharded: gather it (collective, every process)
+            value = value.full_tensor()
+        if is_main:
+            tensors[key] = value.detach().clone().contiguous()
+    if not is_main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if getattr(model.config, "tie_word_embeddings", False):
+        for key in getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"]:
+            tensors.pop(key, None)  # the tied copy: from_pretrained ties it back
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    model.config.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
+
+
 def package_versions() -> dict[str, str]:
     import accelerate
     import tokenizers
@@ -142,6 +193,10 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     cfg = parse_spec(student, spec)
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
+    fsdp_cpu = fsdp_on_cpu(accelerator)
+    if fsdp_cpu:
+        accelerator.print("[train] FSDP on the CPU: accelerate would run plain DDP here (it has no "
+                          "CPU path for FSDP); sharding with its FSDP2 preparation over gloo")
     shas = [file_sha256(p) for p in datasets]
     with accelerator.main_process_first():
         cfg, base_path, tokenizer, data, preview = check_inputs(student, spec, init, datasets,
@@ -266,7 +321,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                 accelerator.print(f"[train] stage {s} step {step + 1}/{steps} loss {loss_all:.4f}"
                                   f" lr {lr:.2e} tok/s {n_tokens / dt:,.0f}")
             due = cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0
-            stop = preemption.requested(accelerator)
+            stop = preemption.requested(accelerator, state.global_step)
             if due or stop:
                 ckpts.save(accelerator, state)
             if stop:
@@ -285,9 +340,12 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     unwrapped.config.use_cache = True
     if preview.eos_token_id is not None:  # the template's end-of-turn token stops generation
         unwrapped.generation_config.eos_token_id = preview.eos_token_id
-    unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save,
-                              state_dict=accelerator.get_state_dict(model))
+    state_dict = accelerator.get_state_dict(model)
+    if fsdp_cpu:
+        save_gathered(unwrapped, state_dict, tmp, accelerator.is_main_process)
+    else:
+        unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save, state_dict=state_dict)
     if accelerator.is_main_process:
         tokenizer.save_pretrained(tmp)
         preview.write(tmp / PREVIEW_FILE)
@@ -304,7 +362,9 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "cross_entropy_used": loss_impl, "cross_entropy_reason": loss_why,
             "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
             "token_caches": [d.tokens.where or None for d in data],
-            "world_size": world, "distributed_type": str(accelerator.distributed_type),
+            "world_size": world,
+            "distributed_type": "FSDP (on the CPU, gloo)" if fsdp_cpu
+            else str(accelerator.distributed_type),
             "device": str(accelerator.device), "seeds": [st.seed for st in cfg.stages],
             "parameters": int(sum(p.numel() for p in unwrapped.parameters())),
             "packages": package_versions(), "torch_threads": torch.get_num_threads(),
