@@ -87,6 +87,23 @@ def _left_pad(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return torch.cat([x.new_zeros(shape), x], dim=dim)
 
 
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+def generation_attention(requested: str, device: torch.device, path: str) -> str:
+    """The attention kernel to load the model with: a flash-attention choice where its package
+    or a GPU is missing falls back to sdpa, saying so (the same outputs, another kernel)."""
+    import importlib.util
+
+    package = FLASH_PACKAGES.get(requested)
+    if package and (device.type != "cuda" or importlib.util.find_spec(package) is None):
+        why = "no GPU" if device.type != "cuda" else f"the {package} package is not installed"
+        print(f"[generate] {path}: attn_implementation {requested} is not available ({why}); "
+              "using sdpa", flush=True)
+        return "sdpa"
+    return requested
+
+
 class TransformersGenerator:
     """A loaded model + tokenizer that turns chat prompts into sampled outputs."""
 
@@ -103,7 +120,8 @@ class TransformersGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs = {"dtype": torch_dtype}
         if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
+            kwargs["attn_implementation"] = generation_attention(attn_implementation,
+                                                                 self.device, path)
         self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"model {path}: its tokenizer has no chat template; evaluation "

@@ -111,6 +111,16 @@ def pad_id(tokenizer) -> int:
     return int(pid)
 
 
+def fresh_precision(mixed_precision: str) -> None:
+    """Let a second in-process run use another precision: accelerate keeps the first run's
+    state for the life of the process and refuses a different `mixed_precision`."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state()
+
+
 def fsdp_on_cpu(accelerator) -> bool:
     """Turn on FSDP for processes launched with an FSDP config on the CPU (gloo).
 
@@ -191,6 +201,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     # --- settings and data, all checked before any model is loaded -------------------------
     # (the main process tokenizes a dataset not yet in its cache; the others then map it)
     cfg = parse_spec(student, spec)
+    fresh_precision(PRECISIONS[cfg.precision])
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
     fsdp_cpu = fsdp_on_cpu(accelerator)
@@ -235,6 +246,8 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = cfg.stages[0].batch_size
         ds["gradient_accumulation_steps"] = cfg.stages[0].grad_accum
+        # no dataloader goes through prepare(), so "auto" would not be resolved: set it
+        ds["train_batch_size"] = cfg.stages[0].batch_size * cfg.stages[0].grad_accum * world
         if len({(s.batch_size, s.grad_accum) for s in cfg.stages}) > 1:
             raise ValueError(f"students.{student}: with DeepSpeed every stage needs the same "
                              "batch_size and grad_accum (the engine fixes them at start)")
