@@ -74,6 +74,7 @@ def workdir(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("recipes"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_plans_its_jobs_and_resources(workdir, name):
     want = RECIPES[name]
@@ -106,6 +107,7 @@ def test_every_number_in_a_recipe_has_its_source():
         assert "# Sources" in path.read_text() or "says where it comes from" in path.read_text()
 
 
+@pytest.mark.slow
 def test_readme_real_api_config_plans_pool_to_evaluation(workdir, tmp_path):
     """The README's "Pointing it at a real API" block is a whole config: it plans every stage
     from the pool to the evaluation of the trained student."""
