@@ -29,7 +29,7 @@ else
 PIP_INSTALL = $(BIN)/pip install -q
 endif
 
-.PHONY: install demo test test-slurm test-fast browser-deps lint format bench clean slurm-up slurm-down
+.PHONY: install demo test test-slurm test-fast browser-deps lint format bench bench-gpu clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "longthought needs Python >= 3.11"'
@@ -94,6 +94,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_student.py
 	$(BIN)/python benchmarks/bench_viewer.py
 	$(BIN)/python benchmarks/bench_demo.py
+
+## make bench-gpu: SFT MFU and transformers-vs-vLLM generation of a 0.5B student (one GPU, ~8 min)
+bench-gpu: install
+	$(BIN)/python benchmarks/bench_gpu.py
 
 slurm-up:
 	bash scripts/slurm-up.sh

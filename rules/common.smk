@@ -51,11 +51,13 @@ def model_spec(name):
     """The model spec the generation verbs take (see docs/architecture.md)."""
     ref = _replicates.resolve(config, name)
     if ref.kind in ("student", "init"):
+        student = config["students"][ref.student]
         return {
             "name": name,
             "kind": "local",
             "path": f"results/models/{name}",
-            "backend": config["students"][ref.student].get("backend", "transformers"),
+            "backend": student.get("backend", "transformers"),
+            **(student.get("generation") or {}),
         }
     if ref.kind == "teacher":
         return {"name": name, "kind": "api", "teacher": config["teachers"][name]}
@@ -547,12 +549,22 @@ def generalization_item_outputs():
 
 def student_spec(student):
     """A trained model's config: its student's, at its replicate seed, without `resources`
-    (placement), its generation `backend` and `replicates`/`seeds`; the job spec of
-    `longthought train` (`checkpoint_every` is operational, see longthought.jobspec)."""
+    (placement), how it is run when evaluated (`backend`, `generation`) and
+    `replicates`/`seeds`; the job spec of `longthought train` (`checkpoint_every` is
+    operational, see longthought.jobspec). `evaluation` (operational) is how the evaluation
+    will prompt the student: the data preview checks that training renders the same system
+    prompt."""
+    ev = config["evaluation"]
     return {
-        k: v
-        for k, v in _replicates.replicate_spec(config, student).items()
-        if k not in ("resources", "backend")
+        **{
+            k: v
+            for k, v in _replicates.replicate_spec(config, student).items()
+            if k not in ("resources", "backend", "generation")
+        },
+        "evaluation": {
+            "system": ev["sampling"].get("system"),
+            "prompt": ev.get("prompt"),
+        },
     }
 
 

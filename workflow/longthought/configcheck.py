@@ -313,13 +313,17 @@ def check_token_bounds(config: dict) -> Errors:
     gen = config.get("generalization") or {}
     if gen.get("sampling"):
         gens["generalization.sampling"] = (gen["sampling"], gen.get("models") or [])
-    for name, spec in (config.get("models") or {}).items():
-        ctx = spec.get("max_model_len")
+    contexts = {f"models.{name}": ([name], spec.get("max_model_len"))
+                for name, spec in (config.get("models") or {}).items()}
+    for name, spec in (config.get("students") or {}).items():
+        ctx = (spec.get("generation") or {}).get("max_model_len")
+        contexts[f"students.{name}.generation"] = ([name, f"{name}@init"], ctx)
+    for where, (names, ctx) in contexts.items():
         if ctx is None:
             continue
         for key, (sampling, users) in gens.items():
-            if name in users and sampling["max_new_tokens"] >= ctx:
-                errors.append(f"models.{name}.max_model_len: {ctx} leaves no room for a prompt "
+            if set(names) & set(users) and sampling["max_new_tokens"] >= ctx:
+                errors.append(f"{where}.max_model_len: {ctx} leaves no room for a prompt "
                               f"with {key}.max_new_tokens {sampling['max_new_tokens']}")
     return errors
 
@@ -400,6 +404,9 @@ def check_unused_keys(config: dict) -> Errors:
             errors.append(f"teachers.{name}.sim: only used with base_url 'sim' (the local sim "
                           f"server), not {spec.get('base_url')!r}; remove it")
     for name, spec in (config.get("students") or {}).items():
+        backend = spec.get("backend", "transformers")
+        errors += _unused(f"students.{name}.generation", spec.get("generation") or {}, backend,
+                          _BACKEND_KEYS, "backend")
         if "tiny" in spec and spec["base_model"] != "tiny":
             errors.append(f"students.{name}.tiny: only used with base_model 'tiny', not "
                           f"{spec['base_model']!r}; remove it")

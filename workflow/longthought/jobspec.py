@@ -51,7 +51,8 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     "curate": (),
     # where a pinned hub snapshot is downloaded (the commit, not the place, decides the weights)
     "init_student": ("snapshot_dir",),
-    "train": ("resources", "checkpoint_every", "snapshot_dir"),
+    # `evaluation`: how the evaluation prompts the student (the data preview's check only)
+    "train": ("resources", "checkpoint_every", "snapshot_dir", "evaluation"),
     # batch_size: each sample has its own seed and random numbers, so batching does not change
     # results (tests/test_workflow.py proves it on the verb); checker.workers: processes
     "generate": ("batch_size", "checker.workers", "teacher:model.teacher"),

@@ -87,6 +87,23 @@ def _left_pad(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     return torch.cat([x.new_zeros(shape), x], dim=dim)
 
 
+FLASH_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
+def generation_attention(requested: str, device: torch.device, path: str) -> str:
+    """The attention kernel to load the model with: a flash-attention choice where its package
+    or a GPU is missing falls back to sdpa, saying so (the same outputs, another kernel)."""
+    import importlib.util
+
+    package = FLASH_PACKAGES.get(requested)
+    if package and (device.type != "cuda" or importlib.util.find_spec(package) is None):
+        why = "no GPU" if device.type != "cuda" else f"the {package} package is not installed"
+        print(f"[generate] {path}: attn_implementation {requested} is not available ({why}); "
+              "using sdpa", flush=True)
+        return "sdpa"
+    return requested
+
+
 class TransformersGenerator:
     """A loaded model + tokenizer that turns chat prompts into sampled outputs."""
 
@@ -103,7 +120,8 @@ class TransformersGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs = {"dtype": torch_dtype}
         if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
+            kwargs["attn_implementation"] = generation_attention(attn_implementation,
+                                                                 self.device, path)
         self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"model {path}: its tokenizer has no chat template; evaluation "
@@ -118,13 +136,18 @@ class TransformersGenerator:
         self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0}
 
     def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for source in (self.tokenizer.eos_token_id,
-                       getattr(self.model.generation_config, "eos_token_id", None)):
-            if isinstance(source, int):
-                ids.add(source)
-            elif source:
-                ids.update(int(i) for i in source)
+        """Tokenizer eos + generation_config eos + the chat template's end-of-turn token: a
+        model whose config does not stop on the token its template closes a turn with (Qwen2.5
+        base models, the first Llama-3 release) would otherwise run to max_new_tokens."""
+        from longthought.chat import end_of_turn, stop_ids
+
+        ids = set(stop_ids(self.tokenizer, self.model.generation_config))
+        eot = end_of_turn(self.tokenizer)
+        if eot is not None and eot[0] not in ids:
+            print(f"[generate] {self.path}: its generation_config does not stop on the chat "
+                  f"template's end-of-turn token {eot[1]!r} (id {eot[0]}); stopping on it too",
+                  flush=True)
+            ids.add(eot[0])
         if not ids:
             raise ValueError(f"model {self.path}: neither tokenizer nor generation config names "
                              f"an end-of-sequence token")

@@ -54,9 +54,15 @@ def generate_vllm(path: str, spec: dict, prompts: list[list[dict]], sampling: di
     max_new = int(sampling["max_new_tokens"])
     seed = int(sampling.get("seed", 0))
 
+    from longthought.chat import end_of_turn
+
+    eot = end_of_turn(tok)  # stop where the template ends a turn, whatever generation_config says
+    stop_ids = [eot[0]] if eot else None
+
     def params(max_tokens: int, seed_: int, stop: list[str] | None = None):
         return vllm.SamplingParams(n=1, temperature=temperature, top_p=top_p,
                                    max_tokens=max_tokens, seed=seed_, stop=stop,
+                                   stop_token_ids=stop_ids,
                                    include_stop_str_in_output=True, skip_special_tokens=False)
 
     def run(token_prompts: list[list[int]], plist: list) -> list:
@@ -108,8 +114,9 @@ def generate_vllm(path: str, spec: dict, prompts: list[list[dict]], sampling: di
 
     out: list[list[Output]] = [[None] * n for _ in prompts]  # type: ignore[list-item]
     for r, (i, j) in enumerate(keys):
-        eos = tok.eos_token
-        text = texts[r][: -len(eos)] if eos and texts[r].endswith(eos) else texts[r]
+        text = texts[r]
+        for end in {tok.eos_token, eot[1] if eot else None} - {None, ""}:
+            text = text[: -len(end)] if text.endswith(end) else text
         think = thinking[r] if thinking[r] is not None else forcing.thinking_from_text(
             text, len(gen[r]), count)
         reason = "forced" if forced[r] else ("length" if finish[r] == "length" else "stop")

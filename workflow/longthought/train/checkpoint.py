@@ -111,9 +111,16 @@ class Preemption:
     SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
     EXIT_CODE = 143  # 128 + SIGTERM: the job did not finish
 
+    # Tests and drills: behave as if the signal came after this global step, in every process
+    # (a launched multi-process run cannot be signalled at a chosen step from outside).
+    AT_STEP_ENV = "LONGTHOUGHT_TRAIN_PREEMPT_AT_STEP"
+
     def __init__(self) -> None:
+        import os
+
         self.received: int | None = None
         self._previous: dict[int, object] = {}
+        self.at_step = int(os.environ.get(self.AT_STEP_ENV) or 0)
 
     def __enter__(self) -> Preemption:
         if threading.current_thread() is threading.main_thread():
@@ -128,8 +135,11 @@ class Preemption:
     def _handle(self, signum: int, frame) -> None:
         self.received = signum
 
-    def requested(self, accelerator) -> bool:
-        """True on every process as soon as any process got a signal."""
+    def requested(self, accelerator, global_step: int = 0) -> bool:
+        """True on every process as soon as any process got a signal (or `global_step` reached
+        the drill's step, LONGTHOUGHT_TRAIN_PREEMPT_AT_STEP)."""
+        if self.at_step and global_step >= self.at_step and self.received is None:
+            self.received = signal.SIGTERM
         if accelerator.num_processes == 1:
             return self.received is not None
         import torch

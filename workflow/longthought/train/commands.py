@@ -31,7 +31,8 @@ def _train(args: argparse.Namespace) -> int:
     if should_relaunch(config, os.environ):
         from longthought.train.loop import check_inputs
 
-        check_inputs(args.student, args.spec, args.init, args.datasets)  # fail before launching
+        *_, preview = check_inputs(args.student, args.spec, args.init, args.datasets)
+        preview.raise_errors()  # fail before launching (the workers show the preview)
         return relaunch(config, train_argv(args))
     from longthought.train.loop import train
 

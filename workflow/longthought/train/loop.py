@@ -36,6 +36,7 @@ from longthought.train.packing import (
     model_inputs,
     training_attention,
 )
+from longthought.train.preview import PREVIEW_FILE, Preview, build_preview, generation_eos
 from longthought.train.schedule import Plan, lr_at, warmup_steps
 from longthought.train.spec import PRECISIONS, TrainSpec, parse_spec
 from longthought.train.student import INIT_SEED_FILE, init_info, resolve_model_path
@@ -70,18 +71,107 @@ def load_stages(spec: TrainSpec, datasets: list[str], tokenizer,
 
 def check_inputs(student: str, spec: dict, init: str, datasets: list[str],
                  shas: list[str] | None = None):
-    """Everything checkable before compute: spec, init model, every row of every dataset.
+    """Everything checkable before compute: spec, init model, every row of every dataset, and
+    the data preview's checks (`preview`: its errors are raised by the caller, after it has
+    shown the preview).
 
-    Returns (spec, path for from_pretrained, tokenizer, tokenized stages).
+    Returns (spec, path for from_pretrained, tokenizer, tokenized stages, preview).
     """
     from transformers import AutoTokenizer
 
     cfg = parse_spec(student, spec)
     base_path = resolve_model_path(init)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return cfg, base_path, tokenizer, load_stages(cfg, datasets, tokenizer, shas)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)  # as shipped: no pad token added
+    stages = load_stages(cfg, datasets, tokenizer, shas)
+    preview = build_preview(student, cfg, tokenizer, generation_eos(base_path), stages, datasets,
+                            cfg.extra.get("evaluation"))
+    return cfg, base_path, tokenizer, stages, preview
+
+
+def preview_path(out: str | Path) -> Path:
+    """Where the preview is written before training (beside the model dir, kept on failure)."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.{PREVIEW_FILE}")
+
+
+def show_preview(preview: Preview, out: str | Path) -> None:
+    """Print the preview to the job log and write it beside the model dir, before any step."""
+    print(preview.text, flush=True)
+    try:
+        where = preview.write(preview_path(out))
+        print(f"[train] data preview: {where}", flush=True)
+    except OSError as exc:
+        print(f"[train] data preview not written ({exc}); it is in this log", flush=True)
+
+
+def pad_id(tokenizer) -> int:
+    """The id padded (unpacked) batches fill with: the pad token, else end-of-sequence (padding
+    carries no loss and, right-padded under causal attention, is never attended to)."""
+    pid = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pid is None:
+        raise ValueError("the student's tokenizer has neither a pad nor an eos token")
+    return int(pid)
+
+
+def fresh_precision(mixed_precision: str) -> None:
+    """Let a second in-process run use another precision: accelerate keeps the first run's
+    state for the life of the process and refuses a different `mixed_precision`."""
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state()
+
+
+def fsdp_on_cpu(accelerator) -> bool:
+    """Turn on FSDP for processes launched with an FSDP config on the CPU (gloo).
+
+    `accelerate launch` with an FSDP config exports ACCELERATE_USE_FSDP and the FSDP_* settings,
+    but on a machine without GPUs accelerate's state makes the run MULTI_CPU and silently trains
+    plain DDP. Switching the state to FSDP with the plugin read from those settings makes
+    `prepare` shard the model with accelerate's own FSDP2 code, so the FSDP path (sharded
+    parameters, the full state dict gathered for the save, sharded checkpoints) runs, and is
+    tested, on the CPU exactly as on GPUs. Returns whether it did.
+    """
+    import os
+
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if (os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true"
+            or accelerator.distributed_type != DistributedType.MULTI_CPU):
+        return False
+    from accelerate.state import PartialState
+
+    plugin = FullyShardedDataParallelPlugin()
+    # both shared states: AcceleratorState copies PartialState's when it is re-created
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+    return True
+
+
+def save_gathered(model, state_dict: dict | None, out: Path, is_main: bool) -> None:
+    """Write a gathered full state dict as `save_pretrained` lays it out (one safetensors file,
+    config, generation config), for FSDP on the CPU: there transformers' save still reads the
+    wrapped model's parameters, whose storage FSDP has freed after resharding."""
+    from safetensors.torch import save_file
+    from torch.distributed.tensor import DTensor
+
+    tensors = {}
+    for key, value in (state_dict or {}).items():
+        if isinstance(value, DTensor):  # still sharded: gather it (collective, every process)
+            value = value.full_tensor()
+        if is_main:
+            tensors[key] = value.detach().clone().contiguous()
+    if not is_main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if getattr(model.config, "tie_word_embeddings", False):
+        for key in getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"]:
+            tensors.pop(key, None)  # the tied copy: from_pretrained ties it back
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    model.config.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
 
 
 def package_versions() -> dict[str, str]:
@@ -125,11 +215,21 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     cfg = parse_spec(student, spec)
     if cfg.deterministic:
         make_deterministic()  # before the first CUDA call
+    fresh_precision(PRECISIONS[cfg.precision])
     accelerator = Accelerator(mixed_precision=PRECISIONS[cfg.precision],
                               gradient_accumulation_steps=cfg.stages[0].grad_accum)
+    fsdp_cpu = fsdp_on_cpu(accelerator)
+    if fsdp_cpu:
+        accelerator.print("[train] FSDP on the CPU: accelerate would run plain DDP here (it has no "
+                          "CPU path for FSDP); sharding with its FSDP2 preparation over gloo")
     shas = [file_sha256(p) for p in datasets]
     with accelerator.main_process_first():
-        cfg, base_path, tokenizer, data = check_inputs(student, spec, init, datasets, shas)
+        cfg, base_path, tokenizer, data, preview = check_inputs(student, spec, init, datasets,
+                                                                shas)
+    if accelerator.is_main_process:
+        show_preview(preview, out)
+    preview.raise_errors()  # every process: a spoiled run stops before the model loads
+    pad = pad_id(tokenizer)
 
     # --- model (attention and loss chosen for the device, and said), optimizer ---------------
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -160,6 +260,8 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         ds["train_micro_batch_size_per_gpu"] = cfg.stages[0].batch_size
         ds["gradient_accumulation_steps"] = cfg.stages[0].grad_accum
+        # no dataloader goes through prepare(), so "auto" would not be resolved: set it
+        ds["train_batch_size"] = cfg.stages[0].batch_size * cfg.stages[0].grad_accum * world
         if len({(s.batch_size, s.grad_accum) for s in cfg.stages}) > 1:
             raise ValueError(f"students.{student}: with DeepSpeed every stage needs the same "
                              "batch_size and grad_accum (the engine fixes them at start)")
@@ -214,7 +316,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             loss_sum = torch.zeros((), device=accelerator.device)
             for micro in range(stage.grad_accum):
                 mine = [samples[i] for i in plan.micro(step, micro, rank)]
-                batch = collate(mine, stage.packing, tokenizer.pad_token_id)
+                batch = collate(mine, stage.packing, pad)
                 inputs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v
                           for k, v in model_inputs(batch, attn).items()}
                 labels = batch["labels"].to(accelerator.device)
@@ -248,7 +350,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                 accelerator.print(f"[train] stage {s} step {step + 1}/{steps} loss {loss_all:.4f}"
                                   f" lr {lr:.2e} tok/s {n_tokens / dt:,.0f}")
             due = cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0
-            stop = preemption.requested(accelerator)
+            stop = preemption.requested(accelerator, state.global_step)
             if due or stop:
                 ckpts.save(accelerator, state)
             if stop:
@@ -265,11 +367,17 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.config.use_cache = True
-    unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save,
-                              state_dict=accelerator.get_state_dict(model))
+    if preview.eos_token_id is not None:  # the template's end-of-turn token stops generation
+        unwrapped.generation_config.eos_token_id = preview.eos_token_id
+    state_dict = accelerator.get_state_dict(model)
+    if fsdp_cpu:
+        save_gathered(unwrapped, state_dict, tmp, accelerator.is_main_process)
+    else:
+        unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
+                                  save_function=accelerator.save, state_dict=state_dict)
     if accelerator.is_main_process:
         tokenizer.save_pretrained(tmp)
+        preview.write(tmp / PREVIEW_FILE)
         write_table(pd.DataFrame(state.log), tmp / LOG_FILE, "train_log")
         write_json(tmp / HPARAMS_FILE, {
             "student": student, "base_model": cfg.base_model, "init": str(init),
@@ -277,11 +385,15 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "precision": cfg.precision, "gradient_checkpointing": cfg.gradient_checkpointing,
             "optimizer": f"AdamW{' (fused)' if fused else ''}, betas (0.9, 0.95), eps 1e-8",
             "attn_implementation": cfg.attn_implementation, "attn_implementation_used": attn,
-            "attn_reason": attn_why, "cross_entropy": cfg.cross_entropy,
+            "attn_reason": attn_why,
+            "preview_checks": [c.__dict__ for c in preview.checks],
+            "cross_entropy": cfg.cross_entropy,
             "cross_entropy_used": loss_impl, "cross_entropy_reason": loss_why,
             "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
             "token_caches": [d.tokens.where or None for d in data],
-            "world_size": world, "distributed_type": str(accelerator.distributed_type),
+            "world_size": world,
+            "distributed_type": "FSDP (on the CPU, gloo)" if fsdp_cpu
+            else str(accelerator.distributed_type),
             "device": str(accelerator.device), "replicate_seed": cfg.seed, "seeds": seeds,
             "init_seed": _init_seed(init), "deterministic": cfg.deterministic,
             "parameters": int(sum(p.numel() for p in unwrapped.parameters())),

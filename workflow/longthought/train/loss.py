@@ -163,8 +163,42 @@ def _forward_with_loss(self, input_ids=None, labels=None, **kwargs):
     decoder = getattr(self, self.base_model_prefix)
     hidden = decoder(input_ids=input_ids, **kwargs).last_hidden_state
     head = self.get_output_embeddings()
+    if is_sharded(head.weight):
+        return CausalLMOutputWithPast(loss=head_cross_entropy_sum(head, hidden, labels))
     loss = linear_cross_entropy_sum(hidden, head.weight, labels, self._longthought_loss)
     return CausalLMOutputWithPast(loss=loss)
+
+
+_warned_sharded = False
+
+
+def is_sharded(weight: torch.Tensor) -> bool:
+    """Whether the head's weight is still a shard (an FSDP2 DTensor) when the loss reads it.
+
+    FSDP2 (accelerate >= 1.15 puts the final norm and the head in one unit, gathered when the
+    norm runs and kept through the forward) hands the loss the full weight; a wrapping that
+    gathers the head only inside its own forward would not, and reading a shard would be wrong.
+    """
+    from torch.distributed.tensor import DTensor
+
+    global _warned_sharded
+    sharded = isinstance(weight, DTensor)
+    if sharded and not _warned_sharded:
+        _warned_sharded = True
+        print("[train] cross-entropy: the head's weight is sharded outside its own forward; the "
+              "head runs as a module on the labelled positions (their logits are materialised)",
+              flush=True)
+    return sharded
+
+
+def head_cross_entropy_sum(head: torch.nn.Module, hidden: torch.Tensor,
+                           labels: torch.Tensor) -> torch.Tensor:
+    """The fallback: the head module (its own forward gathers its weight) on the labelled
+    positions only, then fp32 cross-entropy, summed."""
+    flat = labels.reshape(-1)
+    keep = (flat != IGNORE).nonzero().squeeze(1)
+    h = hidden.reshape(-1, hidden.shape[-1]).index_select(0, keep)
+    return F.cross_entropy(head(h).float(), flat.index_select(0, keep), reduction="sum")
 
 
 def attach_loss(model: torch.nn.Module, impl: str) -> None:
