@@ -139,7 +139,7 @@ def test_report_files_database_docs_and_snakemake_report(run_dir, tmp_path):
     summary = (report / "summary.md").read_text()
     assert "| tiny | 1 | format-arith |" in summary  # stages numbered as the paper does
     assert "| tiny | 2 | longthought-arith |" in summary
-    assert "stage 0" not in summary and "14 tables" in summary
+    assert "stage 0" not in summary and "15 tables" in summary
     assert "samples with thinking" in summary and "% of judged" in summary
     check_database(str(run_dir / "results/results.duckdb"))  # docs/database.md, on a real run
     browser = (report / "browser.html").read_text()
@@ -286,7 +286,7 @@ def test_two_replicates_run_and_aggregate(run_dir, tmp_path):
     assert tiny[6] is not None and tiny[7] is not None
     budgets = con.execute("SELECT count(*) FROM metrics WHERE aggregate AND model = 'tiny' "
                           "AND budget IS NOT NULL AND metric = 'pass@1'").fetchone()[0]
-    assert budgets == 3  # budget_models: [tiny] means both replicates
+    assert budgets == 2  # the small overlay's 2 budgets; budget_models: [tiny] = both replicates
     gen = con.execute("SELECT count(*) FROM generalization WHERE aggregate AND "
                       "model IN ('tiny', 'tiny@init') AND n_replicates = 2").fetchone()[0]
     assert gen > 0

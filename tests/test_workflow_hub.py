@@ -37,7 +37,8 @@ def test_hub_students_init_train_two_stages_evaluate_and_report(tmp_path):
                             "stages": stages} for name, path in models.items()},
         "evaluation": {"models": [*models, "qwen25@init"],
                        "sampling": {"n": 2, "temperature": 0.7, "top_p": 0.95,
-                                    "max_new_tokens": 48, "seed": 0, "system": None}},
+                                    "max_new_tokens": 48, "seed": 0, "system": None},
+                       "budgets": [], "budget_models": None},
         "generalization": {"models": ["tiny@init", "tiny"]},
     }
     (tmp_path / "hub.yaml").write_text(yaml.safe_dump(overlay))

@@ -182,7 +182,32 @@ def read_tables(paths: list[str], schema_name: str) -> pd.DataFrame:
         return ALL[schema_name].validate(
             pd.DataFrame({c: pd.Series(dtype="object") for c in ALL[schema_name].columns})
         )
-    return pd.concat(frames, ignore_index=True)
+    return with_all_columns(pd.concat(frames, ignore_index=True), schema_name)
+
+
+def with_all_columns(df: pd.DataFrame, schema_name: str) -> pd.DataFrame:
+    """`df` with every column of its schema, in the schema's order (extra columns after).
+
+    Optional columns (added to a schema after files were written) come back as nulls, so a
+    table built from old and new files, or from files that lack them, has one stable set of
+    columns: the one docs/database.md documents."""
+    declared = list(ALL[schema_name].columns)
+    missing = [c for c in declared if c not in df.columns]
+    if not missing and list(df.columns[: len(declared)]) == declared:
+        return df
+    schema = ALL[schema_name]
+    df = df.assign(**{c: _nulls(str(schema.columns[c].dtype), len(df)) for c in missing})
+    return df[declared + [c for c in df.columns if c not in declared]]
+
+
+def _nulls(dtype: str, n: int) -> pd.Series:
+    """n nulls of a nullable pandas dtype matching a schema dtype (a column of bare Nones would
+    reach DuckDB as type NULL instead of VARCHAR, BIGINT...)."""
+    for prefix, kind in (("str", "string"), ("bool", "boolean"), ("int", "Int64"),
+                         ("float", "float64")):
+        if dtype.startswith(prefix):
+            return pd.Series([None] * n, dtype=kind)
+    return pd.Series([None] * n, dtype="object")
 
 
 def read_yaml(path: str | os.PathLike[str], what: str = "file") -> Any:
