@@ -7,9 +7,13 @@ initialised Qwen2.5-0.5B-shaped student, through the project's own code paths.
 1. SFT (`longthought.train.loop.train`): bf16, packed micro-batches by token budget, attention
    chosen by the loop (flash-attention varlen when installed, else FlexAttention), the chunked
    or Liger loss; tokens/s over the steps after warm-up, and MFU = achieved FLOP/s over the GPU's
-   dense bf16 peak (the table below, by device name), with FLOPs per token = 6 x (parameters
-   that multiply: everything but the input embedding) + 6 x layers x hidden x mean sample
-   length (causal attention, forward and backward).
+   dense bf16 peak (the table below, by device name), with FLOPs per token = 6 x (the body's
+   parameters that multiply: all but the input embedding and the head) + 6 x vocab x hidden x
+   the labelled share of the tokens (the chunked and Liger losses compute logits only at
+   labelled positions; the dataset's share stands for every step's, as each step draws from
+   it; the full loss counts every token) + 6 x layers x hidden x mean sample length (causal
+   attention, forward and backward). Building the full-size (151,936-entry) tokenizer takes
+   ~3 s on the CPU and loading it ~5 s (measured on a loaded 2-core machine).
 2. Generation (`longthought.evaluate.backends.generate_texts`) of the trained model with the
    transformers backend and with vLLM, at the same prompts and sampling (temperature 0.7,
    top-p 0.95): output tokens/s after a warm-up call; and a spot check at temperature 0: how
@@ -62,15 +66,13 @@ def peak_tflops(name: str) -> float | None:
     return next((tf for key, tf in BF16_PEAK_TFLOPS if key.lower() in name.lower()), None)
 
 
-def build_model(path: Path, shape: dict, seed: int = 0) -> int:
-    """A random Qwen2 of `shape` and a byte-level BPE tokenizer padded with added tokens to the
-    model's whole vocabulary (so every id a random or trained model emits decodes); returns the
-    parameter count."""
-    import torch
+def build_tokenizer(path: Path, vocab: int) -> dict[str, int]:
+    """A byte-level BPE tokenizer padded with added tokens to the model's whole vocabulary (so
+    every id a random or trained model emits decodes), saved at `path`; returns the special
+    tokens' ids."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
-    vocab = shape["vocab_size"]
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -86,7 +88,16 @@ def build_model(path: Path, shape: dict, seed: int = 0) -> int:
                                    pad_token="<|endoftext|>", bos_token=None, unk_token=None)
     fast.chat_template = CHATML
     fast.save_pretrained(path)
-    ids = {t: tok.token_to_id(t) for t in specials}
+    return {t: tok.token_to_id(t) for t in specials}
+
+
+def build_model(path: Path, shape: dict, seed: int = 0) -> int:
+    """A random Qwen2 of `shape` with `build_tokenizer`'s tokenizer; returns the parameter
+    count."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    ids = build_tokenizer(path, shape["vocab_size"])
     torch.manual_seed(seed)
     config = Qwen2Config(**shape, bos_token_id=ids["<|endoftext|>"],
                          eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
@@ -94,6 +105,26 @@ def build_model(path: Path, shape: dict, seed: int = 0) -> int:
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.save_pretrained(path)
     return sum(p.numel() for p in model.parameters())
+
+
+def labelled_share(cache: Path) -> float:
+    """The share of a token cache's tokens that carry the loss (its mask), i.e. where the head
+    computes logits."""
+    import numpy as np
+
+    meta = json.loads((cache / "meta.json").read_text())
+    mask = np.fromfile(cache / "mask.bin", dtype=np.dtype(meta["arrays"]["mask"]))
+    return float(mask.sum()) / max(1, int(meta["tokens"]))
+
+
+def train_flops_per_token(shape: dict, params: int, sample_len: float, labelled: float) -> float:
+    """Training FLOPs per token (forward + backward = 6 x multiply-adds): the body on every
+    token, the head on the `labelled` share only, causal attention over `sample_len`."""
+    head = shape["vocab_size"] * shape["hidden_size"]
+    # the input embedding is a lookup; tied, the same matrix is the head's, counted once
+    embed = 0 if shape["tie_word_embeddings"] else head
+    attention = shape["num_hidden_layers"] * shape["hidden_size"] * sample_len
+    return 6 * (params - head - embed) + 6 * head * labelled + 6 * attention
 
 
 def progression(rng, length: int, words: int) -> str:
@@ -208,12 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     warm = df.iloc[min(5, len(df) - 1):]
     step_s = (warm["tokens"] / warm["tokens_per_s"]).to_numpy()
     tok_s = float(warm["tokens"].sum() / step_s.sum())
-    # the input embedding is a lookup; tied, the same matrix is the head's matmul
-    embed = 0 if shape["tie_word_embeddings"] else shape["vocab_size"] * shape["hidden_size"]
-    meta = json.loads((Path(hp["token_caches"][0]) / "meta.json").read_text())
+    cache = Path(hp["token_caches"][0])
+    labelled = 1.0 if hp["cross_entropy_used"] == "full" else labelled_share(cache)
+    meta = json.loads((cache / "meta.json").read_text())
     sample_len = meta["tokens"] / meta["rows"]  # mean tokens per sample (attention's length)
-    flops_per_token = (6 * (params - embed)
-                       + 6 * shape["num_hidden_layers"] * shape["hidden_size"] * sample_len)
+    flops_per_token = train_flops_per_token(shape, params, sample_len, labelled)
     mfu = (tok_s * flops_per_token / (peak * 1e12)) if peak else None
     train_mem = float(df["mem_mb"].max()) if gpu else None
     log(f"SFT: {tok_s:,.0f} tokens/s after warm-up; attention {hp['attn_implementation_used']}, "
@@ -274,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({
         "benchmark": "bench_gpu", "device": device, "smoke": args.smoke,
         "params_m": round(params / 1e6, 1), "bf16_peak_tflops": peak,
+        "labelled_share": round(labelled, 4),
         "sft_tokens_per_s": round(tok_s, 1), "sft_mfu": None if mfu is None else round(mfu, 4),
         "sft_attention": hp["attn_implementation_used"],
         "sft_cross_entropy": hp["cross_entropy_used"], "sft_peak_mem_mb": train_mem,

@@ -507,6 +507,17 @@ def test_files_named_in_config_exist_before_any_job(tmp_path):
     ]
 
 
+def test_a_pool_may_read_a_task_traces_the_workflow_writes_first():
+    """A rewrite of another teacher's traces (Sky-T1's recipe) names a traces table that does
+    not exist at planning time; a name no task writes is still an error."""
+    cfg = config({"pools": {"rewrite": {"source": "file",
+                                        "path": "results/traces/distill-arith.parquet"},
+                            "typo": {"source": "file", "path": "results/traces/nope.parquet"}}})
+    assert configcheck.check_files(cfg) == [
+        f"pools.typo.path: file 'results/traces/nope.parquet' does not exist (relative to "
+        f"{REPO})"]
+
+
 def test_offline_a_hub_model_must_be_in_the_local_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))

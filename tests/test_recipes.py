@@ -32,8 +32,9 @@ RECIPES = {
                          "nodes": "1", "gpu": "4", "runtime": "240"}},
     },
     "sky-t1": {
-        "jobs": {"problems": 1, "benchmark": 2, "traces_plan": 1, "traces_generate": 1,
-                 "traces": 1, "curate": 1, "init_student": 1, "train": 1, "generate_local": 6,
+        # QwQ's traces, then GPT-4o-mini's reformatting of them (read back as a second pool)
+        "jobs": {"problems": 2, "benchmark": 2, "traces_plan": 1, "traces_generate": 1,
+                 "traces": 2, "curate": 1, "init_student": 1, "train": 1, "generate_local": 6,
                  "report": 1},
         "gpu_jobs": {("traces_generate", "task=qwq-numina"): {"nodes": "1", "gpu": "4",
                                                               "runtime": "1440"},

@@ -98,6 +98,9 @@ def test_two_processes_match_one_at_every_step(world, single, tmp_path, name, ki
     assert _train(world, _spec(world, _cpu_config(tmp_path, name), 2), out) == 0
     hp = json.loads((world / out / loop.HPARAMS_FILE).read_text())
     assert hp["world_size"] == 2 and kind in hp["distributed_type"]
+    # FSDP really sharded the model: its parameters were DTensor shards after prepare (DDP: none)
+    n_params = len(load_file(single / "model.safetensors"))
+    assert hp["sharded_parameters"] == (n_params if name == "fsdp" else 0), hp
     assert hp["cross_entropy_used"] == "chunked"  # the head's weight read inside the forward
     one, two = _losses(single), _losses(world / out)
     assert len(one) == len(two) == STEPS
@@ -123,11 +126,33 @@ def test_fsdp_checkpoint_and_resume_equal_a_straight_run(world, tmp_path, monkey
     assert not (world / "resumed").exists()
     ckpts = sorted(p.name for p in (world / "resumed.ckpt").glob("step-*"))
     assert ckpts == ["step-00000006", "step-00000009"]
+    # sharded DCP checkpoints (SHARDED_STATE_DICT): one shard file per process
+    shards = sorted(p.name for p in (world / "resumed.ckpt" / ckpts[-1]).rglob("*.distcp"))
+    assert len(shards) >= 2, shards
     monkeypatch.delenv(Preemption.AT_STEP_ENV)
     assert _train(world, spec, "resumed") == 0
+    # a resume, not a restart (a deterministic restart would end with the same weights too)
+    hp = json.loads((world / "resumed" / loop.HPARAMS_FILE).read_text())
+    assert hp["resumed_from_step"] == 9
+    assert json.loads((world / "straight" / loop.HPARAMS_FILE).read_text()
+                      )["resumed_from_step"] is None
     wa = load_file(world / "straight" / "model.safetensors")
     wb = load_file(world / "resumed" / "model.safetensors")
     for key in wa:
         torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)
     la, lb = _losses(world / "straight"), _losses(world / "resumed")
     assert la.tolist() == pytest.approx(lb.tolist(), rel=1e-5)
+
+
+def test_gathered_save_shards_as_save_pretrained_does(world, tmp_path):
+    """A model past the shard size is written in shards with their index, and loads back."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(world / "llama", dtype=torch.float32)
+    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    names = loop.write_safetensors(tensors, tmp_path, max_shard_size=200_000)
+    assert len(names) > 1 and (tmp_path / "model.safetensors.index.json").is_file()
+    model.config.save_pretrained(tmp_path)
+    back = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    for key, value in back.state_dict().items():
+        torch.testing.assert_close(value, tensors[key])

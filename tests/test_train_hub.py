@@ -132,6 +132,38 @@ def test_preview_fixes_a_generation_config_that_never_stops(hub, data, tmp_path)
     assert "«" in ok.text and "<think>" in ok.text and "thinking markers" in _checks(ok)
 
 
+def _regenerate(src: Path, dst: Path, eos: list[int] | None) -> Path:
+    """A copy of a hub model whose generation_config stops on `eos` (None: names no eos)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    gen = json.loads((dst / "generation_config.json").read_text())
+    gen.pop("eos_token_id", None)
+    if eos is not None:
+        gen["eos_token_id"] = eos
+    (dst / "generation_config.json").write_text(json.dumps(gen))
+    return dst
+
+
+def test_preview_decides_on_the_generation_config_not_the_tokenizer_eos(hub, data, tmp_path):
+    """Qwen2.5-Instruct's tokenizer eos is <|im_end|>, but a generation_config that stops only
+    on <|endoftext|> never stops a student (generate reads the config): fixed, not "ok". A
+    config with no eos at all also keeps the tokenizer's eos in the fixed list."""
+    tok = AutoTokenizer.from_pretrained(hub["qwen2.5-instruct"])
+    eot, endoftext = end_of_turn(tok)[0], tok.convert_tokens_to_ids("<|endoftext|>")
+    assert tok.eos_token_id == eot  # the tokenizer alone would have passed it
+    cases = [("instruct-eot", "qwen2.5-instruct", [endoftext], sorted({endoftext, eot})),
+             ("math-none", "qwen2.5-math", None, None)]
+    for name, family, eos, want in cases:
+        base = _regenerate(hub[family], tmp_path / name, eos)
+        *_, preview = loop.check_inputs("s", _spec(str(base), [_stage("longthought-arith")]),
+                                        str(base), [data["longthought-arith"]])
+        assert _checks(preview)["end of turn"] == ["fixed"], preview.text
+        family_tok = AutoTokenizer.from_pretrained(base)
+        want = want or sorted({end_of_turn(family_tok)[0], family_tok.eos_token_id})
+        assert preview.eos_token_id == want
+
+
 def test_preview_stops_a_template_that_drops_the_thought(hub, data, tmp_path):
     """A DeepSeek-R1-distill-style template keeps only the text after </think>: an error."""
     path = tmp_path / "r1-style"

@@ -90,27 +90,33 @@ def test_generation_falls_back_from_flash_attention_on_the_cpu(capsys):
 
 
 def test_a_sharded_head_weight_falls_back_to_the_head_module(tmp_path, capsys):
-    """A DTensor head weight (sharded outside its own forward) is never read as if whole: the
-    head module computes the labelled positions' logits instead, with the same loss."""
+    """A head sharded by FSDP2 (`fully_shard`, its weight a DTensor outside its own forward) is
+    never read as if whole: the head module, whose forward gathers the weight, computes the
+    labelled positions' logits instead, with the same loss and the same gradient."""
+    import copy
+
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Shard, distribute_tensor
+    from torch.distributed.fsdp import fully_shard
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0,
                             world_size=1)
     try:
         torch.manual_seed(0)
-        head = torch.nn.Linear(16, 50, bias=False)
+        ref = torch.nn.Linear(16, 50, bias=False)
         hidden = torch.randn(2, 7, 16)
         labels = torch.randint(0, 50, (2, 7))
         labels[:, :3] = -100
-        want = linear_cross_entropy_sum(hidden, head.weight, labels)
-        assert not is_sharded(head.weight)
-        mesh = init_device_mesh("cpu", (1,))
-        sharded = distribute_tensor(head.weight.detach(), mesh, [Shard(0)])
-        assert is_sharded(sharded)
+        want = linear_cross_entropy_sum(hidden, ref.weight, labels)
+        want.backward()
+        assert not is_sharded(ref.weight)
+        head = fully_shard(copy.deepcopy(ref), mesh=init_device_mesh("cpu", (1,)))
+        assert is_sharded(head.weight)  # the real FSDP2 state between forwards
         assert "head runs as a module" in capsys.readouterr().out
         got = head_cross_entropy_sum(head, hidden, labels)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        got.backward()
+        torch.testing.assert_close(head.weight.grad.full_tensor(), ref.weight.grad,
+                                   rtol=1e-5, atol=1e-6)
     finally:
         dist.destroy_process_group()

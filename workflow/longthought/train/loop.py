@@ -151,27 +151,64 @@ def fsdp_on_cpu(accelerator) -> bool:
 
 
 def save_gathered(model, state_dict: dict | None, out: Path, is_main: bool) -> None:
-    """Write a gathered full state dict as `save_pretrained` lays it out (one safetensors file,
-    config, generation config), for FSDP on the CPU: there transformers' save still reads the
-    wrapped model's parameters, whose storage FSDP has freed after resharding."""
-    from safetensors.torch import save_file
+    """Write a gathered full state dict as `save_pretrained` lays it out (safetensors shards of
+    at most SAVE_SHARD_SIZE with their index, config, generation config), for every FSDP run.
+
+    One path for the CPU test and for GPUs: on the CPU transformers' save still reads the wrapped
+    model's parameters, whose storage FSDP has freed after resharding, so it cannot be used there;
+    using this everywhere means the save the tests prove is the one a cluster run makes.
+    """
     from torch.distributed.tensor import DTensor
 
-    tensors = {}
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
     for key, value in (state_dict or {}).items():
         if isinstance(value, DTensor):  # still sharded: gather it (collective, every process)
             value = value.full_tensor()
         if is_main:
-            tensors[key] = value.detach().clone().contiguous()
+            value = value.detach()
+            ptr = value.untyped_storage().data_ptr()
+            # a gathered copy is its own storage; only one that shares another's is copied
+            tensors[key] = value.clone().contiguous() if ptr in seen else value.contiguous()
+            seen.add(ptr)
     if not is_main:
         return
     out.mkdir(parents=True, exist_ok=True)
     if getattr(model.config, "tie_word_embeddings", False):
         for key in getattr(model, "_tied_weights_keys", None) or ["lm_head.weight"]:
             tensors.pop(key, None)  # the tied copy: from_pretrained ties it back
-    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    write_safetensors(tensors, out)
     model.config.save_pretrained(out)
     model.generation_config.save_pretrained(out)
+
+
+SAVE_SHARD_SIZE = "50GB"  # transformers 5's save_pretrained default
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], out: Path,
+                      max_shard_size: int | str = SAVE_SHARD_SIZE) -> list[str]:
+    """`model.safetensors`, or shards plus `model.safetensors.index.json` as from_pretrained
+    reads them; returns the file names written."""
+    import json
+
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from safetensors.torch import save_file
+
+    split = split_torch_state_dict_into_shards(tensors, max_shard_size=max_shard_size)
+    for name, keys in split.filename_to_tensors.items():
+        save_file({k: tensors[k] for k in keys}, out / name, metadata={"format": "pt"})
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return sorted(split.filename_to_tensors)
+
+
+def sharded_parameters(model) -> int:
+    """How many of the prepared model's parameters are DTensor shards: > 0 proves FSDP sharded
+    it (recorded, so a run that silently trained unsharded shows it)."""
+    from torch.distributed.tensor import DTensor
+
+    return sum(isinstance(p, DTensor) for p in model.parameters())
 
 
 def package_versions() -> dict[str, str]:
@@ -267,6 +304,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
                              "batch_size and grad_accum (the engine fixes them at start)")
     model, optimizer = accelerator.prepare(model, optimizer)
     on_gpu = accelerator.device.type == "cuda"
+    n_sharded = sharded_parameters(model)
 
     # --- resume from the latest checkpoint of this same run, if any -------------------------
     same_run = {k: v for k, v in cfg.to_json().items() if k not in ("extra", "checkpoint_every")}
@@ -279,6 +317,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     ckpts.prepare(accelerator.is_main_process)
     accelerator.wait_for_everyone()
     state = ckpts.restore(accelerator) or TrainerState()
+    resumed_from = state.global_step or None
     if state.global_step:
         accelerator.print(f"[train] resuming at stage {state.stage}, step {state.stage_step} "
                           f"(global step {state.global_step})")
@@ -370,7 +409,7 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     if preview.eos_token_id is not None:  # the template's end-of-turn token stops generation
         unwrapped.generation_config.eos_token_id = preview.eos_token_id
     state_dict = accelerator.get_state_dict(model)
-    if fsdp_cpu:
+    if accelerator.distributed_type == DistributedType.FSDP:
         save_gathered(unwrapped, state_dict, tmp, accelerator.is_main_process)
     else:
         unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
@@ -391,7 +430,8 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
             "cross_entropy_used": loss_impl, "cross_entropy_reason": loss_why,
             "base_model_commit": base.get("commit"), "base_model_revision": base.get("revision"),
             "token_caches": [d.tokens.where or None for d in data],
-            "world_size": world,
+            "world_size": world, "sharded_parameters": n_sharded,
+            "resumed_from_step": resumed_from,
             "distributed_type": "FSDP (on the CPU, gloo)" if fsdp_cpu
             else str(accelerator.distributed_type),
             "device": str(accelerator.device), "replicate_seed": cfg.seed, "seeds": seeds,

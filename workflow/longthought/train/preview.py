@@ -161,18 +161,27 @@ def check_end_of_turn(tokenizer, eos_ids: list[int], stages: list, rows: list[li
                     f"not cover the end-of-turn token {text!r}; the student would not learn to "
                     "stop")))
                 break
-    stops = sorted(set(eos_ids) | ({tokenizer.eos_token_id} - {None}))
+    # only the generation_config decides: it is what model.generate, vLLM and TGI stop on; the
+    # tokenizer's eos is not read by them when the config names its own
+    stops = sorted(set(eos_ids))
     if token in stops:
         checks.append(Check("end of turn", "ok", f"the template ends turns with {text!r} "
                             f"(id {token}); generation stops on {stops}"))
         return checks, None
-    fixed = sorted(set(eos_ids) | {token})
+    fixed = fixed_stops(tokenizer, eos_ids, token)
     checks.append(Check("end of turn", "fixed", (
         f"the template ends turns with {text!r} (id {token}), but the model's generation_config "
         f"stops only on {stops or 'nothing'} (tokenizer eos {tokenizer.eos_token!r}): a student "
         f"trained on it would never stop. The trained model is saved with "
         f"generation_config.eos_token_id = {fixed}")))
     return checks, fixed
+
+
+def fixed_stops(tokenizer, eos_ids: list[int], token: int) -> list[int]:
+    """The config's stop tokens plus the end-of-turn token; a config with none also gets the
+    tokenizer's eos, which it would otherwise lose once the list is set."""
+    extra = {tokenizer.eos_token_id} - {None} if not eos_ids else set()
+    return sorted(set(eos_ids) | {token} | extra)
 
 
 def check_prompts(tokenizer, rows: list[list[dict]], datasets: list[str],
