@@ -12,8 +12,11 @@ finishes. Figures, from the server's own counts and the collector's results:
   duplicates              requests the server answered more than once (paid twice)
   resubmitted_after_kill  lines put in a batch again although they had not failed: batch lines
                           submitted in all - requests - lines that failed (must be 0)
-  cost_ratio_vs_online    what the batch collection cost / the same usage at online prices
-                          (the sim teacher's batch price is half: <= 0.5)
+  cost_ratio_vs_online    what the collector booked (the cost of every ok result) / what the
+                          server billed (the usage of every line it answered, from /sim/stats)
+                          at online prices: 0.5 at the sim's half batch price; a collector that
+                          booked the wrong price, or missed or double-booked a billed line,
+                          shows here (and a line the server billed twice makes it < 0.5)
   peak_rss_mb             the largest peak RSS of the two collector processes
   seconds                 wall time of both collector runs together
 
@@ -37,6 +40,7 @@ import time
 import urllib.request
 
 from longthought.teacher.endpoint import start_sim
+from longthought.teacher.pricing import Pricing
 
 PRICING = {"input": 3.0, "output": 12.0, "reasoning": 12.0, "batch_discount": 0.5}
 SIM = {"seed": 3, "batch": {"validating_s": 0.5, "in_progress_s": 4.0, "finalizing_s": 0.5,
@@ -45,7 +49,6 @@ SIM = {"seed": 3, "batch": {"validating_s": 0.5, "in_progress_s": 4.0, "finalizi
 COLLECT = r"""
 import json, resource, sys
 from longthought.teacher.collect import ChatRequest, acollect
-from longthought.teacher.pricing import Pricing
 import asyncio
 
 spec, base, cache, n, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), \
@@ -53,14 +56,12 @@ spec, base, cache, n, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], i
 reqs = [ChatRequest([{"role": "user", "content": f"Compute ${10000 + i} + {i % 997}$."}])
         for i in range(n)]
 col = asyncio.run(acollect(spec, reqs, cache, base, progress=False, tag="bench"))
-online = Pricing.from_spec(spec["pricing"])
-status, cost, online_cost = {}, 0.0, 0.0
+status, cost = {}, 0.0
 for r in col.iter_results():
     status[r.status] = status.get(r.status, 0) + 1
     if r.status == "ok":
         cost += r.cost_usd or 0.0
-        online_cost += online.cost(r.prompt_tokens, r.completion_tokens, r.reasoning_tokens)
-json.dump({"status": status, "cost": cost, "online_cost": online_cost,
+json.dump({"status": status, "cost": cost,
            "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}, open(out, "w"))
 """
 
@@ -81,6 +82,13 @@ def batch_totals(base: str) -> list[int]:
         if not page["has_more"]:
             return totals
         after = page["last_id"]
+
+
+def billed_online_usd(stats: dict) -> float:
+    """What the server billed (every line it answered), priced at the online rates."""
+    u = stats["batch"]["billed_usage"]
+    return Pricing.from_spec(PRICING).cost(u["prompt_tokens"], u["completion_tokens"],
+                                           u["reasoning_tokens"])
 
 
 def collector(spec: dict, base: str, cache: str, n: int, out: str) -> subprocess.Popen:
@@ -127,6 +135,7 @@ def main() -> None:
         peak_kb = max(res["rss_kb"], resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     b = stats["batch"]
     ok = res["status"].get("ok", 0)
+    billed = billed_online_usd(stats)
     figures = {
         "requests": args.n,
         "batches": b["batches"],
@@ -138,8 +147,8 @@ def main() -> None:
         "resubmitted_after_kill": sum(totals) - args.n - b["lines_failed"],
         "killed_mid_run": killed,
         "cost_usd": round(res["cost"], 4),
-        "cost_ratio_vs_online": round(res["cost"] / res["online_cost"], 4)
-        if res["online_cost"] else None,
+        "billed_at_online_usd": round(billed, 4),
+        "cost_ratio_vs_online": round(res["cost"] / billed, 4) if billed else None,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "seconds": round(seconds, 1),
         "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),

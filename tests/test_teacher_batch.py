@@ -559,3 +559,220 @@ def pool_file(tmp_path: Path) -> str:
     path = tmp_path / "small-pool.parquet"
     write_table(pd.DataFrame(generate(["addition"], 4, 1, "train")), path, "problems")
     return str(path)
+
+
+def _record(spec: dict, reqs: list[ChatRequest], cache: Path, base: str) -> tuple[Ledger, object]:
+    """A batch record of `reqs` on disk, not submitted yet (as a process about to upload it
+    leaves it)."""
+    endpoint = endpoint_id(spec, base)
+    _, jobs = plan_jobs(spec, reqs, endpoint, None)
+    ledger = Ledger(state_dir_for(str(cache), endpoint) / "batches")
+    rec = ledger.create([encode_line(k, j.body) for k, j in jobs.items()], tag=None,
+                        model="sim-o1", tokens=60, retries={})
+    return ledger, rec
+
+
+def test_a_file_another_process_is_submitting_is_left_to_it(tmp_path):
+    """Another live process holds the record's lock (it is uploading the file): this run does
+    not submit that file a second time; its other requests go as usual, and a later run takes
+    the file over once the lock is free."""
+    spec = teacher()
+    reqs = problems(10)
+    with serve_in_thread({"batch": FAST_SIM}) as base:
+        ledger, rec = _record(spec, reqs[:6], tmp_path, base)
+        with ledger.lock(rec) as held:  # what the other process holds while it uploads
+            assert held
+            with pytest.raises(BatchesPending, match="another process is submitting"):
+                run_requests(teacher({"max_wait_s": 20}), reqs, str(tmp_path), base,
+                             progress=False)
+            s = stats(base)["batch"]
+            assert s["files"] == s["batches"] == 1 and s["lines_completed"] == 4  # the rest
+        results = run_requests(spec, reqs, str(tmp_path), base, progress=False)
+        s = stats(base)
+    assert all(r.status == "ok" for r in results)
+    assert s["batch"]["files"] == s["batch"]["batches"] == 2 and s["served"] == 10
+    assert s["duplicates"] == 0
+
+
+def _spent_this_run(log_text: str) -> float:
+    import re
+
+    return float(re.findall(r"spent \$([0-9.]+) this run", log_text)[-1])
+
+
+def test_results_that_cannot_be_downloaded_count_their_worst_case(tmp_path, caplog):
+    """The batch finished (its lines are billed) but its output cannot be downloaded: the
+    requests fail for this run and their worst case counts as spent."""
+    spec = teacher(limits={**FAST_LIMITS, "max_retries": 1})
+    reqs = problems(4)
+    sim = {"batch": {**FAST_SIM, "rate_download_drop": 1.0}}
+    with serve_in_thread(sim) as base, caplog.at_level(logging.INFO):
+        results = run_requests(spec, reqs, str(tmp_path), base, progress=False)
+    assert all(r.status == "failed" and "could not be downloaded" in r.error for r in results)
+    jobs = plan_jobs(spec, reqs, endpoint_id(spec, None), Pricing.from_spec(PRICES, batch=True))[1]
+    worst = sum(j.worst_usd for j in jobs.values())
+    assert worst > 0.001 and _spent_this_run(caplog.text) == pytest.approx(worst, abs=1e-4)
+
+
+def test_a_billed_but_unusable_line_counts_its_usage(tmp_path, caplog, monkeypatch):
+    from longthought.teacher import batch as batch_mod
+    from longthought.teacher.responses import MalformedResponse
+
+    def unusable(text: str):
+        raise MalformedResponse("no usable choice (test)")
+
+    monkeypatch.setattr(batch_mod, "parse_completion", unusable)
+    spec = teacher({"max_retries": 0})
+    with serve_in_thread({"batch": FAST_SIM}) as base, caplog.at_level(logging.INFO):
+        results = run_requests(spec, problems(4), str(tmp_path), base, progress=False)
+        (b,) = OpenAI(base_url=base, api_key="x").batches.list()
+    assert all(r.status == "failed" and "unusable body" in r.error for r in results)
+    u = b.usage
+    billed = Pricing.from_spec(PRICES, batch=True).cost(
+        u.input_tokens, u.output_tokens, u.output_tokens_details.reasoning_tokens)
+    assert billed > 0 and _spent_this_run(caplog.text) == pytest.approx(billed, abs=1e-4)
+
+
+def test_an_unusable_line_without_usage_counts_its_worst_case():
+    from types import SimpleNamespace
+
+    from longthought.teacher.batch import _charge_unusable
+    from longthought.teacher.budget import Budget
+
+    pricing = Pricing.from_spec(PRICES, batch=True)
+    job = next(iter(plan_jobs(teacher(), problems(1), "e", pricing)[1].values()))
+    sink = SimpleNamespace(pricing=pricing, budget=Budget(None, pricing))
+    _charge_unusable(sink, job, '{"choices": []}')
+    assert sink.budget.spent == pytest.approx(job.worst_usd)
+
+
+def test_a_batch_unknown_to_the_endpoint_is_lost_not_asked_again(tmp_path, caplog):
+    """A 404 on a recorded batch id (another key or project, where it may be billed): its
+    requests fail for this run and are not re-submitted, in this run or the next, until its
+    record is deleted on purpose."""
+    reqs = problems(5)
+    with serve_in_thread({"batch": {**FAST_SIM, "in_progress_s": 5.0}}) as base:
+        with pytest.raises(BatchesPending):
+            run_requests(teacher({"max_wait_s": 0}), reqs, str(tmp_path), base, progress=False)
+    for _ in range(2):  # a sim that never saw the batch, twice
+        with serve_in_thread({"batch": FAST_SIM}) as base, caplog.at_level(logging.WARNING):
+            results = run_requests(teacher(), reqs, str(tmp_path), base, progress=False)
+            s = stats(base)["batch"]
+        assert s["files"] == s["batches"] == 0
+        assert all(r.status == "failed" and "unknown to the endpoint (HTTP 404)" in r.error
+                   for r in results)
+    ledger = Ledger(state_dir_for(str(tmp_path), endpoint_id(teacher(), None)) / "batches")
+    (rec,) = ledger.pending()
+    assert rec.state == "lost" and "delete its record" in caplog.text
+    ledger.record_path(rec).unlink()  # asking again, on purpose
+    with serve_in_thread({"batch": FAST_SIM}) as base:
+        results = run_requests(teacher(), reqs, str(tmp_path), base, progress=False)
+        assert stats(base)["batch"]["batches"] == 1
+    assert all(r.status == "ok" for r in results)
+
+
+class _Refusing:
+    """An endpoint whose batch retrieve answers `status` (the rest of the API is the sim's,
+    which the first run used)."""
+
+    def __init__(self, status: int) -> None:
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        async def refuse(request: web.Request) -> web.Response:
+            return web.json_response({"error": {"message": f"refused ({status})"}},
+                                     status=status)
+
+        app = web.Application()
+        app.router.add_get("/v1/batches/{batch_id}", refuse)
+        self.loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize(("status", "match"), [(401, "refused .*HTTP 401"),
+                                               (503, "could not be polled 10 times in a row")])
+def test_polls_that_keep_failing_end_the_wait(tmp_path, status, match):
+    """A refused key (401) ends the wait at once; a poll failing again and again (503) does
+    after 10 in a row, instead of waiting forever. Either way the batch stays recorded."""
+    reqs = problems(3)
+    with serve_in_thread({"batch": {**FAST_SIM, "in_progress_s": 5.0}}) as base:
+        with pytest.raises(BatchesPending):
+            run_requests(teacher({"max_wait_s": 0}), reqs, str(tmp_path), base, progress=False)
+    refusing = _Refusing(status)
+    try:
+        spec = teacher({"max_wait_s": 20}, limits={**FAST_LIMITS, "max_retries": 0})
+        t0 = time.monotonic()
+        with pytest.raises(BatchesPending, match=match) as info:
+            run_requests(spec, reqs, str(tmp_path), refusing.base, progress=False)
+        assert time.monotonic() - t0 < 15 and "re-attaches" in str(info.value)
+    finally:
+        refusing.close()
+    ledger = Ledger(state_dir_for(str(tmp_path), endpoint_id(spec, None)) / "batches")
+    assert [r.state for r in ledger.pending()] == ["submitted"]
+
+
+def test_lookups_after_an_uncertain_failure_are_retried(tmp_path, monkeypatch):
+    """The file and batch lookups (after a crash mid-call) retry a transient 503 like every
+    other call, instead of failing the run."""
+    import httpx2
+    import openai
+    from openai.resources.batches import AsyncBatches
+    from openai.resources.files import AsyncFiles
+
+    failed: list[str] = []
+
+    def flaky(orig, name: str):
+        def call(self, *args, **kwargs):
+            if name not in failed:
+                failed.append(name)
+                resp = httpx2.Response(503, request=httpx2.Request("GET", "http://sim/v1"))
+                raise openai.InternalServerError("unavailable (test)", response=resp, body=None)
+            return orig(self, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(AsyncFiles, "list", flaky(AsyncFiles.list, "files"))
+    monkeypatch.setattr(AsyncBatches, "list", flaky(AsyncBatches.list, "batches"))
+    spec = teacher()
+    reqs = problems(4)
+    with serve_in_thread({"batch": FAST_SIM}) as base:
+        ledger, rec = _record(spec, reqs, tmp_path, base)
+        c = OpenAI(base_url=base, api_key="x")
+        f = c.files.create(file=(rec.filename, ledger.input_path(rec).read_bytes(),
+                                 "application/jsonl"), purpose="batch")
+        c.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions",
+                         completion_window="24h", metadata={"longthought_file": rec.local_id})
+        rec.upload_tried = rec.create_tried = True
+        ledger.save(rec)
+        results = run_requests(spec, reqs, str(tmp_path), base, progress=False)
+        s = stats(base)["batch"]
+    assert failed == ["files", "batches"] and all(r.status == "ok" for r in results)
+    assert s["files"] == s["batches"] == 1
+
+
+def test_the_input_file_is_streamed_not_held(tmp_path, monkeypatch):
+    """The upload reads the input file from disk (an open file), not from bytes in memory."""
+    from openai.resources.files import AsyncFiles
+
+    sent: list[type] = []
+    orig = AsyncFiles.create
+
+    def create(self, *, file, **kwargs):
+        sent.append(type(file[1]))
+        return orig(self, file=file, **kwargs)
+
+    monkeypatch.setattr(AsyncFiles, "create", create)
+    with serve_in_thread({"batch": FAST_SIM}) as base:
+        results = run_requests(teacher(), problems(3), str(tmp_path), base, progress=False)
+    assert all(r.status == "ok" for r in results)
+    assert sent and all(t is not bytes and hasattr(t, "read") for t in sent)

@@ -97,6 +97,10 @@ def test_lifecycle_files_and_line_shapes():
         assert s["batch"]["batches"] == 1 and s["batch"]["files"] == 1
         assert s["batch"]["lines_completed"] == rc.completed
         assert s["batch"]["batches_per_input_file"] == 1
+        u = done.usage  # what the batch billed, counted by the sim's stats too
+        assert s["batch"]["billed_usage"] == {
+            "prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
+            "reasoning_tokens": u.output_tokens_details.reasoning_tokens}
 
 
 def test_a_malformed_file_fails_validation_with_line_numbers():

@@ -10,13 +10,21 @@ line, so everything downstream reads the same entries an online collection write
 - **Crash safety** (`batch_ledger`): each file's record, and then its batch id, are on disk
   before the job waits; a killed or requeued job re-attaches to its batches instead of
   submitting them again, and a wait cut short (`max_wait_s`, a wall-time kill) costs nothing.
+  The process submitting a file holds its record's lock: another one that finds the record
+  leaves it (and its requests) alone for this run instead of submitting it a second time.
+- **A batch the endpoint does not know** (404 on poll) may exist under another key or project
+  and be billed there: its record becomes `lost` and its requests are not asked again until
+  the record is deleted. A refused key (401/403), or `POLL_FAILURES` failed polls in a row,
+  ends the wait (`BatchesPending`): nothing is lost, the next run re-attaches.
 - **Partial outcomes**: an expired or cancelled batch keeps every line it completed; failed
   lines (5xx, expired, cancelled, never answered) go into a new batch (or online with
   `retry_online`), each request at most `max_retries` times more, then `failed` with the reason.
   A 4xx line is not retried (the request itself is wrong).
 - **Budget**: batch prices (`pricing.batch` / `batch_discount`); each request's worst case is
   reserved before its file is submitted, so the whole file fits under `budget_usd` before it
-  goes; what does not fit waits for running batches to settle, or is `skipped_budget`.
+  goes; what does not fit waits for running batches to settle, or is `skipped_budget`. A line
+  billed but unusable costs its usage (its worst case when that is unreadable), and a finished
+  batch whose results cannot be downloaded costs its requests' worst case.
 - **Enqueued tokens**: `max_enqueued_tokens` (per model) caps the prompt tokens of the batches
   in flight: files are cut to fit and queued until earlier batches finish; a batch the server
   refuses with `token_limit_exceeded` goes back to the queue, costing nothing.
@@ -39,14 +47,14 @@ import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAioHttpClient
 
-from longthought.teacher.batch_ledger import Ledger, Record
+from longthought.teacher.batch_ledger import InputFile, Ledger, Record
 from longthought.teacher.batch_lines import ENDPOINT, encode_line, read_line
 from longthought.teacher.cache import CacheEntry, RequestCache, canonical_json
 from longthought.teacher.guard import forbid
 from longthought.teacher.limits import Limits, backoff_delay, retry_after_seconds
 from longthought.teacher.pricing import Pricing, max_output_tokens
 from longthought.teacher.records import NO_KEY, Job, api_key_for
-from longthought.teacher.responses import MalformedResponse, parse_completion
+from longthought.teacher.responses import MalformedResponse, parse_completion, usage_of
 from longthought.teacher.tokens import count_prompt_tokens
 from longthought.teacher.transport import Sink
 
@@ -56,6 +64,7 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 FLUSH_LINES = 1000  # lines stored between two cache flushes (back-pressure, crash safety)
 LOOKBACK_S = 3600.0  # how far back a lookup of an unrecorded file or batch searches
 COMPLETION_WINDOW = "24h"
+POLL_FAILURES = 10  # polls of one batch failing in a row (each after its retries) end the wait
 
 
 @dataclass
@@ -110,7 +119,12 @@ class BatchesPending(RuntimeError):
 
 
 class _ApiError(Exception):
-    """An API call that failed for good (a 4xx, or out of retries)."""
+    """An API call that failed for good (a 4xx, or out of retries); `status`: its HTTP status,
+    if it had one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -121,6 +135,7 @@ class _Active:
     jobs: dict[str, Job]
     status: str = "validating"
     counts: tuple[int, int, int] = (0, 0, 0)
+    poll_failures: int = 0  # in a row
 
 
 @dataclass
@@ -133,6 +148,8 @@ class _State:
     blocked_until: float = 0.0  # after a token_limit_exceeded refusal
     refusals: int = 0
     learned_cap: int | None = None  # enqueued tokens a refusal showed to be too many
+    elsewhere: dict[str, Record] = field(default_factory=dict)  # key -> the record another
+    # process is submitting (left alone in this run)
 
 
 class BatchTransport:
@@ -187,6 +204,11 @@ class BatchTransport:
             await self._loop(client, st, sink)
             if st.online:
                 await self._send_online(st, sink)
+            if st.elsewhere:  # the rest is done: say what is left to the other process
+                ids = sorted({r.local_id for r in st.elsewhere.values()})
+                raise BatchesPending(self._pending_message(
+                    f"{len(st.elsewhere)} request(s) are in file(s) another process is "
+                    "submitting right now, left to it", [f"{i} (being submitted)" for i in ids]))
         finally:
             await client.close()
 
@@ -208,7 +230,9 @@ class BatchTransport:
                 break
             waited = time.monotonic() - t0
             if polled and self.opts.max_wait_s is not None and waited >= self.opts.max_wait_s:
-                raise BatchesPending(self._pending_message(st, waited))
+                raise BatchesPending(self._pending_message(
+                    f"{len(st.active)} batch(es) still running after {waited:.0f} s "
+                    "(batch.max_wait_s)", self._running(st)))
             if polled:
                 await asyncio.sleep(delay)
             changed = await self._poll(client, st, sink)
@@ -216,14 +240,16 @@ class BatchTransport:
             delay = self.opts.poll_interval_s if changed else \
                 min(self.opts.poll_max_interval_s, delay * 1.5)
 
-    def _pending_message(self, st: _State, waited: float) -> str:
+    @staticmethod
+    def _running(st: _State) -> list[str]:
+        return [f"{a.rec.batch_id or a.rec.local_id} ({a.status})" for a in st.active.values()]
+
+    def _pending_message(self, why: str, ids: list[str]) -> str:
+        """Why the run stops before its batches are stored, and that nothing is lost."""
         assert self.ledger is not None
-        ids = ", ".join(f"{a.rec.batch_id or a.rec.local_id} ({a.status})"
-                        for a in st.active.values())
-        return (f"{self.prefix}{len(st.active)} batch(es) still running after {waited:.0f} s "
-                f"(batch.max_wait_s): {ids}. Nothing is lost: their ids are recorded in "
-                f"{self.ledger.dir}, and the next run re-attaches to them (no request is paid "
-                "twice); answers received so far are in the cache.")
+        return (f"{self.prefix}{why}: {', '.join(ids)}. Nothing is lost: their ids are "
+                f"recorded in {self.ledger.dir}, and the next run re-attaches to them (no "
+                "request is paid twice); answers received so far are in the cache.")
 
     # --- re-attach ---------------------------------------------------------------------------
 
@@ -245,18 +271,23 @@ class BatchTransport:
                 others += 1
                 continue
             mine = {k: st.jobs[k] for k in keys if newest.get(k) == rec.local_id}
-            for k, job in mine.items():
-                st.attempts[k] = rec.retries.get(k, 1)
-                sink.budget.hold(job)  # already submitted (or about to be): its money is due
-            act = _Active(rec, mine)
-            st.active[rec.local_id] = act
-            self.reattached += 1
             if rec.batch_id is None:
-                try:
-                    await self._upload_and_create(client, rec)
-                except _ApiError as exc:
-                    self._abandon(st, sink, act, f"could not submit the batch: {exc}")
-                    continue
+                with self.ledger.lock(rec) as free:
+                    if not free:  # another live process is submitting it right now
+                        self._leave_to_other(st, rec, mine)
+                        continue
+                    rec = self.ledger.reload(rec)  # it may have moved on while we looked
+                    if rec.state == "done":  # given up meanwhile: its requests go in a new file
+                        continue
+                    act = self._attach(st, sink, rec, mine)
+                    if rec.batch_id is None:
+                        try:
+                            await self._upload_and_create(client, rec)
+                        except _ApiError as exc:
+                            self._abandon(st, sink, act, f"could not submit the batch: {exc}")
+                            continue
+            else:
+                self._attach(st, sink, rec, mine)
             log.info("%sre-attached to batch %s (%d of its %d requests asked for here, "
                      "recorded %s)", self.prefix, rec.batch_id, len(mine), rec.n,
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created)))
@@ -264,20 +295,49 @@ class BatchTransport:
             log.info("%s%d recorded batch(es) in flight hold none of this run's requests (another "
                      "task's, or requests no longer asked for); left alone", self.prefix, others)
 
+    def _attach(self, st: _State, sink: Sink, rec: Record, mine: dict[str, Job]) -> _Active:
+        """Wait on a recorded batch for `mine`, its requests this run asks for."""
+        for k, job in mine.items():
+            st.attempts[k] = rec.retries.get(k, 1)
+            sink.budget.hold(job)  # already submitted (or about to be): its money is due
+        act = _Active(rec, mine)
+        st.active[rec.local_id] = act
+        self.reattached += 1
+        return act
+
+    def _leave_to_other(self, st: _State, rec: Record, mine: dict[str, Job]) -> None:
+        """Another process holds the record's lock (it is uploading the file or creating the
+        batch): submitting it here too would pay twice, so its requests wait for a later run,
+        which re-attaches to the batch that process made."""
+        for k in mine:
+            st.jobs.pop(k, None)
+            st.elsewhere[k] = rec
+        log.warning("%sfile %s (%d of this run's requests) is being submitted by another "
+                    "process right now; left to it: a later run re-attaches to its batch",
+                    self.prefix, rec.local_id, len(mine))
+
     # --- submit ------------------------------------------------------------------------------
 
     async def _submit_ready(self, client: AsyncOpenAI, st: _State, sink: Sink) -> None:
+        assert self.ledger is not None
         while st.queue and time.monotonic() >= st.blocked_until:
-            part, lines, wait = self._fill(st, sink)
+            inp = self.ledger.input_file()
+            try:
+                part, wait = self._fill(st, sink, inp)
+            except BaseException:
+                inp.discard()
+                raise
             if part:
-                await self._submit(client, st, sink, part, lines)
+                await self._submit(client, st, sink, part, inp)
+            else:
+                inp.discard()
             if wait or not part:
                 return
 
-    def _fill(self, st: _State, sink: Sink) -> tuple[list[Job], list[bytes], bool]:
-        """The next file: the first queued request's model (a batch file holds one), in queue
-        order, within the file limits, the enqueued-token room and the budget. Returns (jobs,
-        their lines, whether the budget made it stop)."""
+    def _fill(self, st: _State, sink: Sink, inp: InputFile) -> tuple[list[Job], bool]:
+        """The next file, written to `inp` line by line: the first queued request's model (a
+        batch file holds one), in queue order, within the file limits, the enqueued-token room
+        and the budget. Returns (its jobs, whether the budget made it stop)."""
         opts = self.opts
         model = str(st.queue[0].body.get("model"))
         room = None
@@ -286,7 +346,6 @@ class BatchTransport:
             room = min(caps) - sum(a.rec.tokens for a in st.active.values()
                                    if a.rec.model == model)
         part: list[Job] = []
-        lines: list[bytes] = []
         others: list[Job] = []  # other models' requests passed over, in order
         size = tokens = 0
         wait = False
@@ -310,27 +369,34 @@ class BatchTransport:
                 sink.skipped(job)
                 continue
             part.append(job)
-            lines.append(line)
+            inp.add(line)
             size += len(line)
             tokens += job.prompt_est
         st.queue.extendleft(reversed(others))
-        return part, lines, wait
+        return part, wait
 
     async def _submit(self, client: AsyncOpenAI, st: _State, sink: Sink, part: list[Job],
-                      lines: list[bytes]) -> None:
+                      inp: InputFile) -> None:
         assert self.ledger is not None
         for job in part:
             st.attempts[job.key] = st.attempts.get(job.key, 0) + 1
         retries = {j.key: st.attempts[j.key] for j in part if st.attempts[j.key] > 1}
-        rec = self.ledger.create(lines, tag=sink.tag, model=str(part[0].body.get("model")),
-                                 tokens=sum(j.prompt_est for j in part), retries=retries)
-        act = _Active(rec, {j.key: j for j in part})
-        st.active[rec.local_id] = act
-        try:
-            await self._upload_and_create(client, rec)
-        except _ApiError as exc:
-            self._abandon(st, sink, act, f"could not submit the batch: {exc}")
-            return
+        local_id = self.ledger.new_id()
+        # locked before the record is visible: another process re-attaching leaves it alone
+        with self.ledger.lock(local_id) as free:
+            if not free:
+                inp.discard()
+                raise RuntimeError(f"the lock of the new batch record {local_id} is taken")
+            rec = self.ledger.create(inp, tag=sink.tag, model=str(part[0].body.get("model")),
+                                     tokens=sum(j.prompt_est for j in part), retries=retries,
+                                     local_id=local_id)
+            act = _Active(rec, {j.key: j for j in part})
+            st.active[rec.local_id] = act
+            try:
+                await self._upload_and_create(client, rec)
+            except _ApiError as exc:
+                self._abandon(st, sink, act, f"could not submit the batch: {exc}")
+                return
         self.submitted += 1
         worst = sum(j.worst_usd for j in part)
         log.info("%sbatch %s submitted: %d requests (file %s, %.1f MB, ~%d prompt tokens, worst "
@@ -340,22 +406,20 @@ class BatchTransport:
 
     async def _upload_and_create(self, client: AsyncOpenAI, rec: Record) -> None:
         """Upload the record's file and create its batch, each step recorded before and after
-        the call; after an uncertain failure, look the file / batch up before making another."""
+        the call; after an uncertain failure, look the file / batch up before making another.
+        The caller holds the record's lock."""
         assert self.ledger is not None
         if rec.file_id is None:
-            found = await self._find_file(client, rec) if rec.upload_tried else None
+            found = await self._lookup_file(client, rec) if rec.upload_tried else None
             if found is None:
-                data = self.ledger.input_path(rec).read_bytes()
                 rec.upload_tried = True
                 self.ledger.save(rec)
-                found = await self._retrying(
-                    "upload", lambda: client.files.create(
-                        file=(rec.filename, data, "application/jsonl"), purpose="batch"),
-                    lambda: self._find_file(client, rec))
+                found = await self._retrying("upload", lambda: self._upload(client, rec),
+                                             lambda: self._lookup_file(client, rec))
             rec.file_id, rec.state = found.id, "uploaded"
             self.ledger.save(rec)
         if rec.batch_id is None:
-            batch = await self._find_batch(client, rec) if rec.create_tried else None
+            batch = await self._lookup_batch(client, rec) if rec.create_tried else None
             if batch is None:
                 rec.create_tried = True
                 self.ledger.save(rec)
@@ -365,9 +429,25 @@ class BatchTransport:
                         completion_window=COMPLETION_WINDOW,
                         metadata={"longthought_file": rec.local_id,
                                   "longthought_tag": (rec.tag or "")[:500]}),
-                    lambda: self._find_batch(client, rec))
+                    lambda: self._lookup_batch(client, rec))
             rec.batch_id, rec.state = batch.id, "submitted"
             self.ledger.save(rec)
+
+    async def _upload(self, client: AsyncOpenAI, rec: Record) -> Any:
+        """The input file, streamed from disk (each attempt reads it from the start)."""
+        assert self.ledger is not None
+        with open(self.ledger.input_path(rec), "rb") as fh:
+            return await client.files.create(file=(rec.filename, fh, "application/jsonl"),
+                                             purpose="batch")
+
+    async def _lookup_file(self, client: AsyncOpenAI, rec: Record) -> Any:
+        """The record's uploaded file, or None; retried like any call (a transient error in a
+        lookup must not pass for "not there")."""
+        return await self._retrying("file lookup", lambda: self._find_file(client, rec))
+
+    async def _lookup_batch(self, client: AsyncOpenAI, rec: Record) -> Any:
+        """The record's batch, or None; retried like any call."""
+        return await self._retrying("batch lookup", lambda: self._find_batch(client, rec))
 
     async def _find_file(self, client: AsyncOpenAI, rec: Record) -> Any:
         async for f in client.files.list(purpose="batch", order="desc", limit=100):
@@ -397,14 +477,11 @@ class BatchTransport:
                 batch = await self._retrying(
                     "batch retrieve", lambda a=act: client.batches.retrieve(str(a.rec.batch_id)))
             except _ApiError as exc:
-                if "HTTP 404" in str(exc):  # the provider no longer knows it: ask again
-                    self._close(st, sink, act, "lost", f"batch {act.rec.batch_id} is unknown to "
-                                f"the endpoint ({exc})", retry=True)
-                    changed = True
-                else:
-                    log.warning("%scould not poll batch %s: %s (trying again later)",
-                                self.prefix, act.rec.batch_id, exc)
+                changed = self._poll_failed(st, sink, act, exc) or changed
                 continue
+            act.poll_failures = 0
+            if act.rec.state == "lost":
+                self._found_again(act)
             rc = batch.request_counts
             counts = (rc.total, rc.completed, rc.failed) if rc else (0, 0, 0)
             if batch.status != act.status or counts != act.counts:
@@ -418,6 +495,56 @@ class BatchTransport:
                 await self._finish(client, st, sink, act, batch)
                 changed = True
         return changed
+
+    def _found_again(self, act: _Active) -> None:
+        """A batch recorded `lost` is known to the endpoint again (the right key or project is
+        back): wait on it as any other."""
+        assert self.ledger is not None
+        rec = self.ledger.reload(act.rec)
+        if rec.state == "lost":
+            rec.state = "submitted"
+            self.ledger.save(rec)
+        act.rec = rec
+        log.info("%sbatch %s, recorded lost, is known to the endpoint again", self.prefix,
+                 rec.batch_id)
+
+    def _poll_failed(self, st: _State, sink: Sink, act: _Active, exc: _ApiError) -> bool:
+        """A poll that failed for good: a 404 makes the batch `lost` (True); a refused key, or
+        too many failures in a row, end the wait; anything else is tried at the next poll."""
+        if exc.status == 404:
+            self._lost(st, sink, act, exc)
+            return True
+        if exc.status in (401, 403):
+            raise BatchesPending(self._pending_message(
+                f"polling batch {act.rec.batch_id} was refused ({exc}): check the API key and "
+                "its project; the batches", self._running(st)))
+        act.poll_failures += 1
+        if act.poll_failures >= POLL_FAILURES:
+            raise BatchesPending(self._pending_message(
+                f"batch {act.rec.batch_id} could not be polled {act.poll_failures} times in a "
+                f"row (last: {exc}); the batches", self._running(st)))
+        log.warning("%scould not poll batch %s: %s (trying again later)", self.prefix,
+                    act.rec.batch_id, exc)
+        return False
+
+    def _lost(self, st: _State, sink: Sink, act: _Active, exc: _ApiError) -> None:
+        """The endpoint does not know the batch. It may exist under another API key or project,
+        and be billed there, so its requests are not asked again (their worst case counts as
+        spent); its record stays, `lost`, so later runs do not ask them either."""
+        assert self.ledger is not None
+        path = self.ledger.record_path(act.rec)
+        reason = (f"batch {act.rec.batch_id} is unknown to the endpoint (HTTP 404); it may "
+                  "exist under another API key or project and be billed there, so its requests "
+                  f"are not asked again: to ask them again on purpose, delete its record {path}")
+        log.warning("%s%s (%s; %d of its requests asked for here)", self.prefix, reason, exc,
+                    len(act.jobs))
+        for key, job in act.jobs.items():
+            if key in st.jobs:
+                sink.budget.aborted(job)
+                self._give_up(st, sink, job, reason)
+        act.rec.state = "lost"
+        self.ledger.save(act.rec)
+        st.active.pop(act.rec.local_id, None)
 
     async def _finish(self, client: AsyncOpenAI, st: _State, sink: Sink, act: _Active,
                       batch: Any) -> None:
@@ -437,6 +564,7 @@ class BatchTransport:
             except _ApiError as exc:
                 for key, job in act.jobs.items():
                     if key in st.jobs:
+                        sink.budget.aborted(job)  # its lines were billed all the same
                         self._give_up(st, sink, job, f"batch {batch.id} {batch.status}, but its "
                                       f"results could not be downloaded ({exc}); they stay "
                                       "recorded: a re-run fetches them without paying again")
@@ -532,6 +660,7 @@ class BatchTransport:
                         parsed = parse_completion(line.body)
                     except MalformedResponse as exc:
                         self.lines_failed += 1
+                        _charge_unusable(sink, job, line.body)
                         self._retry_or_fail(st, sink, job, f"unusable body in the batch: {exc}",
                                             True)
                         continue
@@ -688,13 +817,14 @@ class BatchTransport:
                 status = exc.status_code
                 reason = self._scrub(f"{what}: HTTP {status}: {_message(exc)}")
                 if status < 500 and status not in (408, 409, 429):
-                    raise _ApiError(reason) from None
+                    raise _ApiError(reason, status) from None
                 delay = retry_after_seconds(exc.response.headers if exc.response else None)
             except openai.APIConnectionError as exc:
                 reason = self._scrub(f"{what}: connection error: {exc}")
+                status = None
                 delay = None
             if tries > self.limits.max_retries:
-                raise _ApiError(f"{reason} (after {tries} attempts)")
+                raise _ApiError(f"{reason} (after {tries} attempts)", status)
             await asyncio.sleep(delay if delay is not None else backoff_delay(
                 tries, self.rng, self.limits.backoff_base_s, self.limits.backoff_max_s))
             if lookup is not None:
@@ -706,6 +836,15 @@ class BatchTransport:
         if self.api_key and self.api_key != NO_KEY and len(self.api_key) >= 4:
             return text.replace(self.api_key, "[REDACTED]")
         return text
+
+
+def _charge_unusable(sink: Sink, job: Job, body: str) -> None:
+    """A line the batch billed but whose body is unusable costs its usage (as online), or its
+    worst case when the usage cannot be read."""
+    if sink.pricing is None:
+        return
+    usage = usage_of(body)
+    sink.budget.charge(sink.pricing.cost(*usage) if usage else job.worst_usd)
 
 
 def _message(exc: openai.APIStatusError) -> str:

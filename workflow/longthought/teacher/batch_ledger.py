@@ -8,12 +8,19 @@ batches/`, written (fsync'd, replaced atomically) before each step that talks to
              bodies, so any process can store the answers of any record)
   uploaded   the file was accepted (`file_id`)
   submitted  the batch exists (`batch_id`): a re-run polls it instead of submitting again
+  lost       the endpoint answered 404 for the batch id (it may exist under another key or
+             project, and be billed there): its requests are not asked again until the record
+             is deleted; a later run polls it again, and carries on if it is found
   done       its output and error lines are in the request cache; the local files are removed
 
 `upload_tried` / `create_tried` are set before the call: a process killed while a call was in
 flight cannot know whether it succeeded, so the next one first looks the file up by its name
 and the batch up by its metadata (`longthought_file`) before it creates either again. Records
 that are done keep their summary (ids, counts) and nothing else.
+
+A record's lock (`<id>.lock`, an exclusive `flock`) is held by the process that uploads its file
+and creates its batch (from before the record is visible until its batch id is on disk) and by
+the one storing its lines, so two processes never submit or store the same file twice.
 """
 
 from __future__ import annotations
@@ -24,14 +31,14 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from longthought.io import file_mode
 
-STATES = ("new", "uploaded", "submitted", "done")
+STATES = ("new", "uploaded", "submitted", "lost", "done")
 
 
 @dataclass
@@ -68,18 +75,31 @@ class Ledger:
     def _json(self, local_id: str) -> Path:
         return self.dir / f"{local_id}.json"
 
+    def record_path(self, rec: Record) -> Path:
+        return self._json(rec.local_id)
+
     def input_path(self, rec: Record) -> Path:
         return self.dir / f"{rec.local_id}.jsonl"
 
     def download_path(self, rec: Record, kind: str) -> Path:
         return self.dir / f"{rec.local_id}.{kind}.jsonl"
 
-    def create(self, lines: list[bytes], *, tag: str | None, model: str, tokens: int,
-               retries: dict[str, int]) -> Record:
-        """Write the input file, then its record (both durable) before anything is sent."""
-        rec = Record(f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:10]}", time.time(),
-                     tag, model, len(lines), tokens, sum(len(x) for x in lines), retries)
-        _durable(self.input_path(rec), b"".join(lines))
+    def input_file(self) -> InputFile:
+        """A new input file to write line by line (the next `create` makes it a record's)."""
+        return InputFile(self.dir)
+
+    @staticmethod
+    def new_id() -> str:
+        return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:10]}"
+
+    def create(self, lines: Iterable[bytes] | InputFile, *, tag: str | None, model: str,
+               tokens: int, retries: dict[str, int], local_id: str | None = None) -> Record:
+        """Make the input file durable, then write its record, before anything is sent. Take
+        `lock(local_id)` first to keep other processes off the record until it is submitted."""
+        inp = lines if isinstance(lines, InputFile) else InputFile.of(self.dir, lines)
+        rec = Record(local_id or self.new_id(), time.time(), tag, model, inp.n, tokens,
+                     inp.bytes, retries)
+        inp.commit(self.input_path(rec))
         self.save(rec)
         return rec
 
@@ -129,10 +149,12 @@ class Ledger:
             path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def lock(self, rec: Record) -> Iterator[bool]:
-        """Hold the record's lock while storing its lines (True), or False when another process
-        holds it (two tasks sharing a request may both wait on one batch)."""
-        with open(self.dir / f"{rec.local_id}.lock", "a") as fh:
+    def lock(self, rec: Record | str) -> Iterator[bool]:
+        """Hold the record's lock (True), or False when another process holds it: it is
+        submitting the record's file, or storing its lines (two tasks sharing a request may
+        both wait on one batch). Never blocks."""
+        local_id = rec if isinstance(rec, str) else rec.local_id
+        with open(self.dir / f"{local_id}.lock", "a") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -144,6 +166,42 @@ class Ledger:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class InputFile:
+    """A batch input file written line by line as its requests are chosen, so a 200 MB file is
+    never held in memory; a hidden temporary name until `commit`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.tmp = directory / f".input-{uuid.uuid4().hex}.jsonl.tmp"
+        self.fh = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit / discard)
+        self.n = 0
+        self.bytes = 0
+
+    @classmethod
+    def of(cls, directory: Path, lines: Iterable[bytes]) -> InputFile:
+        out = cls(directory)
+        for line in lines:
+            out.add(line)
+        return out
+
+    def add(self, line: bytes) -> None:
+        self.fh.write(line)
+        self.n += 1
+        self.bytes += len(line)
+
+    def commit(self, path: Path) -> None:
+        """Durably at `path` (fsync'd, renamed, the directory fsync'd)."""
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.chmod(self.tmp, file_mode())
+        os.replace(self.tmp, path)
+        _fsync_dir(path.parent)
+
+    def discard(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
 def _durable(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves the old file or the new one, whole."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -153,7 +211,12 @@ def _durable(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
     os.chmod(tmp, file_mode())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` survive a crash."""
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -481,9 +481,12 @@ class BatchStore:
         by_status = Counter(b["status"] for b in self.batches.values())
         per_file = Counter(b["input_file_id"] for b in self.batches.values())
         lines: Counter[str] = Counter()
+        billed = [0, 0, 0]  # prompt, completion (reasoning included), reasoning tokens
         for b in self.batches.values():
             lines["completed"] += b["request_counts"]["completed"]
             lines["failed"] += b["request_counts"]["failed"]
+            for i, n in enumerate(b["_sim"]["usage"]):
+                billed[i] += n
         return {
             "files": sum(1 for f in self.files.values() if f["purpose"] == "batch"),
             "output_files": sum(1 for f in self.files.values() if f["purpose"] == "batch_output"),
@@ -491,6 +494,10 @@ class BatchStore:
             "batches_per_input_file": max(per_file.values(), default=0),
             "lines_completed": lines["completed"], "lines_failed": lines["failed"],
             "downloads": self.downloads, "downloads_dropped": self.downloads_dropped,
+            # the usage of every line answered (what the provider bills; batches still running
+            # included), so a benchmark can check what a collector booked against it
+            "billed_usage": {"prompt_tokens": billed[0], "completion_tokens": billed[1],
+                             "reasoning_tokens": billed[2]},
         }
 
 
