@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _timed(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> float:
+def timed(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> float:
     """Run `cmd` in `cwd` with its output in `log`; seconds taken (raises if it fails)."""
     t0 = time.monotonic()
     with log.open("w") as fh:
@@ -85,9 +85,9 @@ def main() -> None:
     if not args.warm_cache:  # nothing downloaded before: every package comes from the registry
         env["UV_CACHE_DIR"] = str(base / "uv-cache")
         env["PIP_NO_CACHE_DIR"] = "1"
-    install_s = _timed(["make", "install"], repo, base / "install.log", env)
+    install_s = timed(["make", "install"], repo, base / "install.log", env)
     # `make demo` after `make install`: its install step is then a no-op, the rest is the workflow
-    workflow_s = _timed(["make", "demo", f"CORES={args.cores}"], repo, base / "workflow.log", env)
+    workflow_s = timed(["make", "demo", f"CORES={args.cores}"], repo, base / "workflow.log", env)
     result = {"install_s": round(install_s, 1), "workflow_s": round(workflow_s, 1),
               "demo_s": round(install_s + workflow_s, 1), **_results(repo), **env_note}
     print(f"install {install_s:.0f} s, workflow {workflow_s:.0f} s, "

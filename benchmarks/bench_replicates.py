@@ -29,10 +29,10 @@ import os
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from bench_demo import timed  # the same clone-install-run helper
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ["Snakefile", "rules", "report", "config", "envs", "data"]  # what --here copies
@@ -51,16 +51,6 @@ def overlay(student: str, replicates: int | None, seeds: list[int] | None) -> di
     reps = {"seeds": seeds} if seeds else {"replicates": replicates}
     return {"students": {student: reps},
             "evaluation": {"models": [student], "budgets": [], "budget_models": None}}
-
-
-def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> float:
-    """Run `cmd` in `cwd`, output to `log`; seconds taken (exits naming the log if it fails)."""
-    t0 = time.monotonic()
-    with log.open("w") as fh:
-        code = subprocess.call(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    if code != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}; see {log}")
-    return time.monotonic() - t0
 
 
 def _seconds(tsv: Path) -> float | None:
@@ -128,7 +118,7 @@ def main() -> None:
         repo = base / "longthought"
         if not repo.exists():
             subprocess.check_call(["git", "clone", "-q", str(ROOT), str(repo)])
-        install_s = _run(["make", "install"], repo, base / "install.log", env)
+        install_s = timed(["make", "install"], repo, base / "install.log", env)
         snakemake = [str(repo / ".venv" / "bin" / "snakemake")]
         env["PATH"] = f"{repo / '.venv' / 'bin'}:{env['PATH']}"
 
@@ -148,7 +138,7 @@ def main() -> None:
     targets = [f"results/generations/{n}/{bench}.parquet" for n in names.values()]
     configfiles = ["config/config.yaml", *map(str, overlays), str(reps)]
     cmd = [*snakemake, "--cores", str(args.cores), "--configfile", *configfiles, "--", *targets]
-    workflow_s = _run(cmd, repo, base / "workflow.log", env)
+    workflow_s = timed(cmd, repo, base / "workflow.log", env)
 
     rows = _metrics([repo / t for t in targets])
     agg = rows.loc[args.student]
