@@ -6,7 +6,6 @@ off."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,13 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from openai import OpenAI
+from sim_requests import problems, server_key, stats
 
 from longthought.io import read_table, write_table
 from longthought.problems.procedural import generate
@@ -48,20 +47,6 @@ def teacher(batch: dict | None = None, **over) -> dict:
             "batch": {**FAST_POLL, **(batch or {})}, "pricing": dict(PRICES), "sim": {"seed": 1}}
     spec.update(over)
     return spec
-
-
-def problems(n: int, start: int = 100) -> list[ChatRequest]:
-    return [ChatRequest([{"role": "user", "content": f"Compute ${a} + {a * 3 + 7}$."}])
-            for a in range(start, start + n)]
-
-
-def stats(base: str) -> dict:
-    with urllib.request.urlopen(base.replace("/v1", "/sim/stats")) as resp:
-        return json.loads(resp.read())
-
-
-def server_key(result: ChatResult) -> str:
-    return hashlib.sha256(result.request.encode()).hexdigest()
 
 
 def test_failed_and_expired_lines_are_resubmitted_and_nothing_is_paid_twice(tmp_path):

@@ -14,15 +14,15 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from sim_requests import problems, server_key, stats
 
 from longthought.teacher.cache import CACHE_FILE
-from longthought.teacher.collect import ChatRequest, ChatResult, run_requests
+from longthought.teacher.collect import ChatRequest, run_requests
 from longthought.teacher.sim_server import serve_in_thread
 
 FAST = {"max_concurrency": 8, "timeout_s": 5, "max_retries": 6, "backoff_base_s": 0.02,
@@ -36,21 +36,6 @@ def teacher(**over) -> dict:
             "sim": {"seed": 1}}
     spec.update(over)
     return spec
-
-
-def problems(n: int, start: int = 100) -> list[ChatRequest]:
-    return [ChatRequest([{"role": "user", "content": f"Compute ${a} + {a * 3 + 7}$."}])
-            for a in range(start, start + n)]
-
-
-def stats(base: str) -> dict:
-    with urllib.request.urlopen(base.replace("/v1", "/sim/stats?events=1")) as resp:
-        return json.loads(resp.read())
-
-
-def server_key(result: ChatResult) -> str:
-    """The sim names a request by its body's canonical JSON, which is what `request` holds."""
-    return hashlib.sha256(result.request.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("kind", ["429", "500", "503", "drop", "malformed", "empty", "hang"])

@@ -9,12 +9,12 @@ import json
 import sqlite3
 import threading
 import time
-import urllib.request
 
 import pytest
+from sim_requests import problems, stats
 
 from longthought.teacher.cache import CACHE_FILE, RequestCache
-from longthought.teacher.collect import ChatRequest, run_requests
+from longthought.teacher.collect import run_requests
 from longthought.teacher.limits import Limits, Pacer
 from longthought.teacher.sim_server import serve_in_thread
 
@@ -29,16 +29,6 @@ def teacher(**over) -> dict:
             "sim": {"seed": 1}}
     spec.update(over)
     return spec
-
-
-def problems(n: int, start: int = 100) -> list[ChatRequest]:
-    return [ChatRequest([{"role": "user", "content": f"Compute ${a} + {a * 3 + 7}$."}])
-            for a in range(start, start + n)]
-
-
-def stats(base: str) -> dict:
-    with urllib.request.urlopen(base.replace("/v1", "/sim/stats?events=1")) as resp:
-        return json.loads(resp.read())
 
 
 def test_slow_streamed_reply_completes_within_the_idle_timeout(tmp_path):
