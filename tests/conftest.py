@@ -22,6 +22,10 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 SMALL = "tests/configs/small.yaml"
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# the real AIME 2024 / AMC 2023 / MATH500 files beside the checkout (absent for users: those
+# tests skip); LONGTHOUGHT_SHARED points elsewhere (a worktree, a CI cache)
+SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", REPO.parent / "shared"))
+BENCH_DIR = SHARED / "data" / "benchmarks"
 # What a run of the workflow needs from the repo (the package itself is installed in the venv).
 WORKFLOW_FILES = ["Snakefile", "rules", "report", "config", "envs", "data", "slurm", "profiles",
                   "tests/configs"]

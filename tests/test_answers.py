@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
+from conftest import BENCH_DIR
 
 from longthought.answers import (
     AnswerChecker,
@@ -18,8 +17,6 @@ from longthought.answers import (
     normalize_gold,
 )
 
-SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 

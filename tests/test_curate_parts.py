@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from conftest import BENCH_DIR
 
 from longthought.curate.decontaminate import BenchmarkIndex, words
 from longthought.curate.dedup import Candidate, cluster_problems, keep_policy, normalize_problem
@@ -14,8 +12,6 @@ from longthought.curate.formatting import assistant_text, build_messages, split_
 from longthought.curate.tracefilters import repetition_ratio, script_share
 from longthought.problems.loaders import load_problems
 
-SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-BENCH_DIR = SHARED / "data" / "benchmarks"
 needs_shared = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 

@@ -9,18 +9,16 @@ curation must call that `no_answer` (filter final_answer), never a wrong answer.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import BENCH_DIR
 
 from longthought.answers import normalize_gold
 from longthought.cli import main
 from longthought.io import read_table
 
-SHARED = Path(os.environ.get("LONGTHOUGHT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-BENCH_DIR = SHARED / "data" / "benchmarks"
 pytestmark = pytest.mark.skipif(not BENCH_DIR.is_dir(), reason="../shared benchmarks absent")
 
 REWRITER = {"base_url": "sim", "model": "sim-4o-mini", "api_key_env": "LONGTHOUGHT_SIM_API_KEY",
