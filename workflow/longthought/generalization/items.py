@@ -53,14 +53,7 @@ COLUMNS = list(ITEMS.columns)
 
 def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """Validate against ITEMS; raise TableError naming `source`, the rows and the columns."""
-    try:
-        return ITEMS.validate(df.reset_index(drop=True), lazy=True)
-    except pandera.errors.SchemaErrors as exc:
-        cases = exc.failure_cases.head(10)
-        lines = [f"  row {_row(case['index'])}, column {case['column']!r}: {case['check']} "
-                 f"(got {case['failure_case']!r})" for _, case in cases.iterrows()]
-        raise TableError(f"{source}: does not match the 'generalization_items' schema:\n"
-                         + "\n".join(lines)) from None
+    return _validate(ITEMS, df, source)
 
 
 def _row(index: object) -> object:
@@ -69,20 +62,11 @@ def _row(index: object) -> object:
 
 
 def write_items(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
-    df = validate_items(df, f"writing {path}")
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-    return df
+    return _write(ITEMS, df, path)
 
 
 def read_items(path: str | os.PathLike[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
-    return validate_items(df, str(path))
+    return _read(ITEMS, path)
 
 
 # generalization/{model}/{gset}.responses.parquet: what the model answered, before any judging
@@ -115,28 +99,41 @@ RESPONSE_COLUMNS = list(RESPONSES.columns)
 
 
 def _validate(schema: DataFrameSchema, df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate against `schema`; raise TableError naming `source`, the rows (as an editor
+    counts them) and the columns."""
     try:
         return schema.validate(df.reset_index(drop=True), lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases.head(10)
-        lines = [f"  row {case['index']}, column {case['column']!r}: {case['check']} "
+        lines = [f"  row {_row(case['index'])}, column {case['column']!r}: {case['check']} "
                  f"(got {case['failure_case']!r})" for _, case in cases.iterrows()]
         raise TableError(f"{source}: does not match the '{schema.name}' schema:\n"
                          + "\n".join(lines)) from None
 
 
-def write_responses(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
-    df = _validate(RESPONSES, df, f"writing {path}")
+def _write(schema: DataFrameSchema, df: pd.DataFrame, path: str | os.PathLike[str]
+           ) -> pd.DataFrame:
+    """Validate, then write atomically (a killed job leaves no half file)."""
+    df = _validate(schema, df, f"writing {path}")
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
     return df
 
 
-def read_responses(path: str | os.PathLike[str]) -> pd.DataFrame:
+def _read(schema: DataFrameSchema, path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read and validate; a file that is not parquet fails naming it."""
     try:
         df = pd.read_parquet(path)
     except FileNotFoundError:
         raise
     except Exception as exc:
         raise TableError(f"{path}: cannot be read as parquet: {exc}") from None
-    return _validate(RESPONSES, df, str(path))
+    return _validate(schema, df, str(path))
+
+
+def write_responses(df: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
+    return _write(RESPONSES, df, path)
+
+
+def read_responses(path: str | os.PathLike[str]) -> pd.DataFrame:
+    return _read(RESPONSES, path)
