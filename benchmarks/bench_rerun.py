@@ -23,16 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import yaml
+
+from longthought.snakemake_output import planned_jobs, ran_jobs  # the tests' parser
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -65,26 +65,6 @@ def snakemake(workdir: Path, configs: list[str], *args: str) -> tuple[str, float
     return proc.stdout + proc.stderr, time.monotonic() - t0
 
 
-def planned(text: str) -> Counter:
-    """Jobs a dry run plans, by rule (from its job stats table)."""
-    if "Nothing to be done" in text:
-        return Counter()
-    table = text.split("Job stats:")[1]
-    jobs: Counter = Counter()
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-        elif jobs and not line.strip():
-            break
-    return jobs
-
-
-def ran(text: str) -> Counter:
-    return Counter(r for r in re.findall(r"^(?:local)?(?:rule|checkpoint) (\S+):$", text, re.M)
-                   if r != "all")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, help="a finished run to use (it is re-collected)")
@@ -106,18 +86,18 @@ def main() -> None:
             _, full_s = snakemake(wd, configs)
             print(f"full run: {full_s:.1f} s")
         text, dry_s = snakemake(wd, configs, "-n")
-        assert not planned(text), f"the run is not finished: {planned(text)}"
+        assert not planned_jobs(text), f"the run is not finished: {planned_jobs(text)}"
         print(f"dry run, nothing changed: {dry_s:.2f} s")
         extra: dict[str, list[str]] = {}
         for i, knob in enumerate(OPERATIONAL):
             path = tmp / f"op{i}.yaml"
             path.write_text(yaml.safe_dump(knob))
-            jobs = planned(snakemake(wd, [*configs, str(path)], "-n")[0])
+            jobs = planned_jobs(snakemake(wd, [*configs, str(path)], "-n")[0])
             others = sorted(set(jobs) - RECORD)
             extra[json.dumps(knob)] = others
             print(f"  {json.dumps(knob)}: plans {dict(jobs) or 'nothing'}")
         text, recollect_s = snakemake(wd, configs, "--forcerun", "traces")
-        jobs = ran(text)
+        jobs = ran_jobs(text)
         print(f"--forcerun traces (all from the request cache): {recollect_s:.1f} s, "
               f"ran {dict(jobs)}")
         print(json.dumps({

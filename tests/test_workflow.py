@@ -22,6 +22,7 @@ from conftest import REPO, SNAKEMAKE, copy_workflow, workflow_env
 from test_database_docs import check_database
 
 from longthought.results.build import REPORT_FILES
+from longthought.snakemake_output import planned_jobs, ran_jobs
 
 SMALL = REPO / "tests" / "configs" / "small.yaml"
 
@@ -47,23 +48,12 @@ def _planned_jobs(workdir: Path, *overlays: dict, tmp_path: Path) -> dict[str, i
         path.write_text(yaml.safe_dump(overlay))
         args += ["--configfile", str(SMALL), str(path)]
     out = _snakemake(workdir, *args).stdout
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:")[1]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-        elif jobs and not line.strip():
-            break
-    return jobs
+    return planned_jobs(out)
 
 
 def _ran(log: str) -> Counter:
     """Jobs a real run executed (by rule, `all` left out), from Snakemake's job blocks."""
-    rules = re.findall(r"^(?:local)?(?:rule|checkpoint) (\S+):$", log, re.M)
-    return Counter(r for r in rules if r != "all")
+    return ran_jobs(log)
 
 
 def _overlay(tmp_path: Path, name: str, overlay: dict) -> str:
