@@ -285,3 +285,14 @@ def test_bad_input_is_a_clear_error(tmp_path, monkeypatch):
         run_requests(teacher(base_url="https://api.example.invalid/v1"), req, str(tmp_path),
                      "https://api.example.invalid/v1")
     assert not list(Path(tmp_path).glob("*.sqlite-journal"))
+
+
+def test_the_collector_does_not_import_the_table_stack():
+    """A collection holds every request of a run; pandas and pandera (~90 MB resident, pulled in
+    once through a chmod helper) have no place in that process."""
+    heavy = ("pandas", "pandera", "pyarrow", "torch", "transformers", "duckdb")
+    code = ("import sys, longthought.teacher.collect; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""

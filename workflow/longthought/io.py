@@ -4,9 +4,8 @@ Every table crossing a rule boundary goes through `write_table` / `read_table`, 
 against its pandera schema. Writes go to a temporary file in the same directory and are renamed
 into place, so a killed job never leaves a half-written output that Snakemake would trust.
 
-Files and directories written here get the modes the user's umask gives a plain `open()` /
-`mkdir` (0644 / 0755 under umask 022, 0664 / 0775 under 002), not the private 0600 / 0700 that
-`mkstemp` / `mkdtemp` give their temporaries: results are shared on cluster filesystems.
+Files land with the modes the user's umask gives a plain `open()` (see `longthought.files`,
+where the atomic-write and mode helpers live without pandas; they are re-exported here).
 
 Row numbers in messages count the way an editor does: the first data row of a file is row 1 (a
 JSON-lines file's rows are its line numbers, blank lines counted).
@@ -14,100 +13,29 @@ JSON-lines file's rows are its line numbers, blank lines counted).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pandera.errors
 
+from longthought.files import (  # noqa: F401 (re-exported: io is where callers look)
+    apply_umask,
+    atomic_path,
+    current_umask,
+    dir_mode,
+    file_mode,
+    file_sha256,
+    make_temp_dir,
+)
 from longthought.schemas import ALL
 
 
 class TableError(ValueError):
     """A table failed its schema: the message names the file, the rows and the columns."""
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it where /proc allows)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # elsewhere: set and restore at once
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode a new file gets from `open()` under the current umask (0644 under 022)."""
-    return 0o666 & ~current_umask()
-
-
-def dir_mode() -> int:
-    """The mode a new directory gets from `mkdir` under the current umask (0755 under 022)."""
-    return 0o777 & ~current_umask()
-
-
-def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
-    """`mkdtemp` in `parent`, opened up to the umask's mode: it is renamed into place as an output
-    (mkdtemp's 0700 would leave the result unreadable for colleagues)."""
-    Path(parent).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    tmp.chmod(dir_mode())
-    return tmp
-
-
-def apply_umask(root: str | os.PathLike[str]) -> None:
-    """Give `root` and everything under it the umask's modes, before it is renamed into place.
-
-    For directories written by libraries that create private files: safetensors writes model
-    weights as 0600, mkdtemp makes 0700 directories.
-    """
-    root = Path(root)
-    files, dirs = file_mode(), dir_mode()
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(dirs if path.is_dir() else files)
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
-
-    The file lands with the umask's mode (mkstemp's temporary is 0600), whether the block wrote
-    into the temporary file or replaced it (e.g. a library that writes a new file at the path).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        if tmp_path.is_file():
-            tmp_path.chmod(file_mode())
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, read in 1 MiB chunks (provenance and checkpoint fingerprints)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

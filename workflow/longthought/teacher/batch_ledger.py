@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longthought.io import file_mode
+from longthought.files import file_mode
 
 STATES = ("new", "uploaded", "submitted", "lost", "done")
 

@@ -27,7 +27,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from longthought.io import file_mode
+from longthought.files import file_mode
 from longthought.teacher.guard import forbid
 
 log = logging.getLogger("longthought.teacher.cache")
