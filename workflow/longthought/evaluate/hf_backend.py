@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from longthought.evaluate.forcing import BudgetForcing
+from longthought.evaluate.kvcache import GrowingCache
 from longthought.evaluate.outputs import Output
 from longthought.evaluate.sampling import UniformStream, choose_tokens, sample_seed
 
@@ -288,8 +289,6 @@ class TransformersGenerator:
 
     def _prefill(self, rows: list[_Row]) -> _Batch:
         """Encode the rows' prompts (plus any tokens they already hold) into a fresh batch."""
-        from transformers import DynamicCache
-
         seqs = [r.prompt_ids + r.gen for r in rows]
         width = max(len(q) for q in seqs)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
@@ -299,7 +298,7 @@ class TransformersGenerator:
             mask[b, width - len(q):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
+        cache = GrowingCache()
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                          past_key_values=cache, use_cache=True, **self._last_only)
         now = time.perf_counter()

@@ -1,0 +1,81 @@
+"""A KV cache that appends in place: a decode step costs O(1) cache writes, not a full copy.
+
+transformers' `DynamicCache` appends each step's key and value with `torch.cat`, which copies the
+whole cache of every layer at every step: O(width) per step, O(width^2) over a generation. For a
+32k-token thought that is the dominant memory traffic, and on the CPU, with the demo's model,
+it was 17% of a refill run's time (`benchmarks/bench_longctx.py --parts gen`). Here each layer's
+keys and values are a view of a buffer with spare columns at the end; a step writes its column
+into the buffer, and only running out of room (or the batch being re-arranged) copies.
+
+The layer stays a `DynamicLayer` to the model: `keys` / `values` are ordinary tensors of shape
+[rows, kv_heads, width, head_dim] (strided views), so code that replaces them (dropping rows,
+joining batches, trimming columns) keeps working; the next `update` adopts whatever it finds.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
+
+SPARE = 64  # columns reserved beyond the current width when a buffer is (re)allocated
+
+
+class GrowingLayer(DynamicLayer):
+    """One layer's keys and values as views of buffers that grow by half their width at a time."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._kbuf: torch.Tensor | None = None
+        self._vbuf: torch.Tensor | None = None
+
+    def _owns(self, keys: torch.Tensor, values: torch.Tensor) -> bool:
+        """Whether keys/values are still the leading columns of this layer's buffers."""
+        buf = self._kbuf
+        return (buf is not None and self._vbuf is not None and keys.numel() > 0
+                and keys.data_ptr() == buf.data_ptr() and values.data_ptr() == self._vbuf.data_ptr()
+                and keys.shape[:2] == buf.shape[:2] and keys.stride() == buf.stride())
+
+    def _adopt(self, keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor,
+               need: int) -> None:
+        """New buffers with room for `need` columns and spare, holding the current ones."""
+        cap = need + max(SPARE, need // 2)
+        rows, heads, width, dim = (*new.shape[:2], keys.shape[-2] if keys.numel() else 0,
+                                   new.shape[-1])
+        self._kbuf = new.new_empty((rows, heads, cap, dim))
+        self._vbuf = new.new_empty((rows, heads, cap, dim))
+        if width:
+            self._kbuf[:, :, :width] = keys
+            self._vbuf[:, :, :width] = values
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args,
+               **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        keys, values = self.keys, self.values
+        width = keys.shape[-2] if keys.numel() else 0
+        need = width + key_states.shape[-2]
+        if not self._owns(keys, values) or need > self._kbuf.shape[-2]:
+            self._adopt(keys, values, key_states, need)
+        self._kbuf[:, :, width:need] = key_states
+        self._vbuf[:, :, width:need] = value_states
+        self.keys, self.values = self._kbuf[:, :, :need], self._vbuf[:, :, :need]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the rows `indices`: one gather of the buffers (spare columns included)."""
+        if self.get_seq_length() == 0:
+            return
+        if not self._owns(self.keys, self.values):
+            super().batch_select_indices(indices)
+            return
+        width = self.keys.shape[-2]
+        self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
+        self.keys, self.values = self._kbuf[:, :, :width], self._vbuf[:, :, :width]
+
+
+class GrowingCache(DynamicCache):
+    """`DynamicCache` with `GrowingLayer`s (full attention in every layer, as the students have)."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
