@@ -446,7 +446,9 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
         tmp.rename(out_path)
     accelerator.wait_for_everyone()
     ckpts.remove(accelerator.is_main_process)
-    accelerator.end_training()
+    # no accelerator.end_training(): it destroys the process group, and the DDP reducer freed
+    # as this frame ends would then run gloo's teardown under the GIL, which can hang (see
+    # longthought/train/__main__.py: a launched worker leaves with os._exit instead)
     return out_path
 
 
