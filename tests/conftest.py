@@ -1,9 +1,10 @@
-"""Shared fixtures: one small local run of the whole workflow, started once per session.
+"""Shared fixtures: the long workflow runs, started in the background as the session begins.
 
-Both the end-to-end tests (tests/test_workflow.py) and the SLURM comparison (tests/test_slurm.py)
-need the same `snakemake --cores 2` run of the small overlay. It starts in the background the
-first time a test asks for it, so the SLURM run can go side by side with it, and every later
-user waits on the same process.
+The end-to-end tests (tests/test_workflow.py, test_compute_nodes.py, test_workflow_hub.py), the
+SLURM comparison (tests/test_slurm.py) and the umask check read a few long `snakemake` runs. The
+session starts the ones its selected tests need one after another in the background before the
+first test (tests/background_runs.py), and orders the tests that read them last, so the unit
+tests run meanwhile; every reader waits on the same process.
 """
 
 from __future__ import annotations
@@ -49,59 +50,53 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-class Run:
-    """One `snakemake` process in a workdir, its output kept in a log file next to it."""
+@pytest.fixture(scope="session", autouse=True)
+def background(request, tmp_path_factory) -> dict:
+    """The long runs the selected tests read, started one after another in the background
+    before the first test (tests/background_runs.py); stopped at the end of the session."""
+    import background_runs
 
-    def __init__(self, workdir: Path, args: list[str], timeout_s: float = 1500):
-        self.workdir, self.args, self.timeout_s = workdir, args, timeout_s
-        self.log_path = workdir.parent / f"{workdir.name}.snakemake.log"
-        self.t0, self.t1 = time.monotonic(), None
-        self.result: tuple[str, float] | None = None
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([SNAKEMAKE, *args], cwd=workdir, env=workflow_env(),
-                                         stdout=log, stderr=subprocess.STDOUT)
-
-    def ended(self) -> bool:
-        """Whether it has ended; the first call that sees it ended stops its clock."""
-        if self.t1 is None and self.proc.poll() is not None:
-            self.t1 = time.monotonic()
-        return self.t1 is not None
-
-    def wait(self) -> tuple[str, float]:
-        """Its log and wall time once it ends; fails the test with the logs if it failed."""
-        if self.result is not None:
-            return self.result
-        try:
-            rc = self.proc.wait(timeout=max(1, self.timeout_s - (time.monotonic() - self.t0)))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.ended()
-        out = self.log_path.read_text(errors="replace")
-        if rc != 0:
-            logs = "\n".join(
-                f"--- {p}\n{p.read_text(errors='replace')[-2000:]}"
-                for d in ("results/logs", ".snakemake/slurm_logs")
-                if (self.workdir / d).exists()
-                for p in sorted((self.workdir / d).rglob("*.log"))
-            )
-            pytest.fail(f"snakemake {' '.join(self.args)} failed:\n{out[-6000:]}\n{logs[-8000:]}")
-        self.result = (out, self.t1 - self.t0)
-        return self.result
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=120)
+    wanted = {name for item in request.session.items for name in item.fixturenames}
+    runs = background_runs.start_chain(wanted & set(background_runs.RUNS),
+                                       tmp_path_factory.mktemp)
+    yield runs
+    for run in runs.values():
+        run.stop()
 
 
 @pytest.fixture(scope="session")
-def small_local_run(tmp_path_factory):
-    """`snakemake --cores 2` on the small overlay, started in the background; `.wait()` it."""
-    run = Run(copy_workflow(tmp_path_factory.mktemp("local-run")),
-              ["--cores", "2", "--configfile", SMALL])
-    yield run
-    run.stop()
+def small_local_run(background):
+    """`snakemake --cores 2` on the small overlay (a background `Run`); `.wait()` it."""
+    return background["small_local_run"]
+
+
+@pytest.fixture(scope="session")
+def compute_node_run(background):
+    return background["compute_node_run"]
+
+
+@pytest.fixture(scope="session")
+def hub_run(background):
+    return background["hub_run"]
+
+
+@pytest.fixture(scope="session")
+def replicates_run(background):
+    return background["replicates_run"]
+
+
+LAST = ("cluster", *("small_local_run", "compute_node_run", "hub_run", "replicates_run"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read a background run (or need the SLURM cluster) go last, in the order their
+    runs start (a test reading two waits with the later one): the unit tests run while those
+    runs do."""
+    def rank(item) -> int:
+        names = set(item.fixturenames)
+        return max((i + 1 for i, name in enumerate(LAST) if name in names), default=0)
+
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def _unavailable() -> str | None:

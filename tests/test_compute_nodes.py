@@ -24,33 +24,10 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import SMALL, SNAKEMAKE, copy_workflow, workflow_env
+from conftest import workflow_env
 
 pytestmark = pytest.mark.slow
 
-# What each submitted job's wrapper records, then runs the jobscript (a compute node).
-SUBMIT = r"""#!/bin/bash
-jobscript="${@: -1}"
-log="$(dirname "$0")/jobs/$(basename "$jobscript").log"
-mkdir -p "$(dirname "$log")"
-NS=""
-if unshare --net true 2>/dev/null; then NS="unshare --net"; fi
-NS="$NS" LONGTHOUGHT_COMPUTE_NODE=1 nohup $NS bash -c \
-  'echo "guard=$LONGTHOUGHT_COMPUTE_NODE netns=${NS:-none}"; exec bash "$0"' "$jobscript" \
-  > "$log" 2>&1 < /dev/null &
-echo $!
-"""
-
-LOCAL_TEACHER = {
-    "pools": {"mini": {"source": "procedural", "split": "train", "n": 6, "seed": 5,
-                       "families": {"addition": {"digits": 2}}}},
-    "teachers": {"tiny-teacher": {
-        "mode": "local", "model": "results/models/tiny@init",
-        "sampling": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 16},
-        "local": {"backend": "transformers", "device": "cpu", "chunk_size": 4},
-        "resources": {"slurm_partition": "gpu", "gpu": 1, "runtime": 10}}},
-    "tasks": {"distill-local": {"teacher": "tiny-teacher", "prompt": "distill", "pool": "mini"}},
-}
 MUST_BE_JOBS = {"curate", "train", "generate_local", "generalize_local", "traces_generate"}
 MUST_BE_LOCAL = {"traces", "traces_plan", "generalize_judge", "generate_api"}
 
@@ -64,22 +41,14 @@ def executed(log: str) -> tuple[set[str], set[str]]:
 
 
 @pytest.fixture(scope="module")
-def cluster_run(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("compute-nodes"))
-    (work / "submit.sh").write_text(SUBMIT)
-    overlay = work / "local-teacher.yaml"
-    overlay.write_text(yaml.safe_dump(LOCAL_TEACHER))
-    proc = subprocess.run(
-        [SNAKEMAKE, "--executor", "cluster-generic", "--cluster-generic-submit-cmd",
-         f"bash {work / 'submit.sh'}", "--jobs", "2", "--local-cores", "2",
-         "--latency-wait", "5", "--configfile", SMALL, str(overlay)],
-        cwd=work, env=workflow_env(), capture_output=True, text=True, timeout=2400)
+def cluster_run(compute_node_run):
+    """The session's background run through the generic cluster executor
+    (tests/background_runs.py): (workdir, Snakemake's log, each submitted job's log)."""
+    log, _ = compute_node_run.wait()
+    work = compute_node_run.workdir
     job_logs = {p.name: p.read_text(errors="replace") for p in (work / "jobs").glob("*.log")} \
         if (work / "jobs").exists() else {}
-    if proc.returncode != 0:
-        tails = "\n".join(f"--- {n}\n{t[-3000:]}" for n, t in job_logs.items() if "Error" in t)
-        pytest.fail(f"the run with compute-node jobs failed:\n{proc.stderr[-6000:]}\n{tails}")
-    return work, proc.stderr, job_logs
+    return work, log, job_logs
 
 
 def test_every_job_ran_as_a_compute_node_job_and_the_run_completed(cluster_run):

@@ -25,7 +25,8 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, SMALL, Run, copy_workflow
+from background_runs import Run
+from conftest import REPO, SMALL, copy_workflow
 
 pytestmark = pytest.mark.slurm
 

@@ -248,16 +248,15 @@ def test_a_content_knob_plans_exactly_the_jobs_it_reaches(run_dir, tmp_path, sec
 
 
 @pytest.mark.slow
-def test_two_replicates_run_and_aggregate(run_dir, tmp_path):
-    """The small run with `replicates: 2` (issue 16): each replicate trained and evaluated as a
-    model of its own, traces and curation untouched; the database keeps one metrics row per
-    replicate and adds the aggregate; replicate seed 0 is the configured student; a third
-    replicate then plans only its own jobs."""
-    wd = _copy_run(run_dir, tmp_path / "reps")
-    reps = _overlay(tmp_path, "reps", {"students": {"tiny": {"replicates": 2}},
-                                       "report": {"compare": [["tiny@init", "tiny"]]}})
-    proc = _snakemake(wd, "--configfile", str(SMALL), reps)
-    ran = _ran(proc.stdout + proc.stderr)
+def test_two_replicates_run_and_aggregate(run_dir, replicates_run, tmp_path):
+    """The small run with `replicates: 2` (issue 16; the session's background run of the finished
+    small run, tests/background_runs.py): each replicate trained and evaluated as a model of its
+    own, traces and curation untouched; the database keeps one metrics row per replicate and
+    adds the aggregate; replicate seed 0 is the configured student; a third replicate then plans
+    only its own jobs."""
+    out, _ = replicates_run.wait()
+    wd = replicates_run.workdir
+    ran = _ran(out)
     assert ran["init_student"] == 2 and ran["train"] == 2, ran
     assert not {"traces", "curate", "problems", "benchmark", "generate_api"} & set(ran), ran
     con = duckdb.connect(str(wd / "results/results.duckdb"), read_only=True)
