@@ -1,6 +1,7 @@
-"""Long thoughts at real length: loss memory, token-budget steps, resume latency, batch refill.
+"""Long thoughts at real length: loss memory, token-budget steps, resume latency, batch refill,
+the in-place KV cache.
 
-Four figures (issue 21), each from the package's own code:
+Four figures of issue 21 and one more, each from the package's own code:
 
 - `loss_peak_mb` / `loss_peak_mb_before`: peak memory (RSS high-water mark above the process's
   memory just before, each in a fresh process) of one step's loss + backward on the CPU, for
@@ -21,6 +22,10 @@ Four figures (issue 21), each from the package's own code:
   geometric, mean `--mean-length`, capped at 512 new tokens). Outputs are checked identical.
   Target: >= 1.5. `gen_step_ratio` is the device-independent part: batched decode steps without
   refill over steps with it (on a GPU a step costs the same whatever its rows).
+- `kv_speedup_inplace` (`--parts kv`): `--kv-rows` samples decoded to `--kv-tokens` tokens each
+  (end-of-sequence ignored) with the in-place KV cache (`evaluate.kvcache.GrowingCache`) over
+  transformers' `DynamicCache`, which copies the whole cache at every step. Outputs are checked
+  identical.
 
     .venv/bin/python benchmarks/bench_longctx.py                  # the issue's sizes
     .venv/bin/python benchmarks/bench_longctx.py --tokens 2048 --rows 20000 --prompts 32  # quick
@@ -299,6 +304,45 @@ def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
             "gen_s_refill": round(best["refill"], 2), "gen_s_fixed": round(best["fixed"], 2)}
 
 
+# --- 5. in-place KV cache -----------------------------------------------------------------------
+def kv_speedup(work: Path, rows: int, tokens: int, repeats: int) -> dict:
+    import yaml
+    from transformers import DynamicCache
+
+    from longthought.evaluate import hf_backend
+    from longthought.evaluate.fixtures import build_tiny_chat_model
+    from longthought.evaluate.kvcache import GrowingCache
+
+    tiny = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["students"]["tiny"]
+    shape = {k: tiny["tiny"][k] for k in ("hidden_size", "num_heads", "num_kv_heads",
+                                          "intermediate_size", "vocab_size")}
+    path = build_tiny_chat_model(work / "kv", num_layers=tiny["tiny"]["num_layers"], **shape,
+                                 tie_embeddings=False)
+    gen = hf_backend.TransformersGenerator(str(path))
+    gen.eos_ids = set()  # every sample runs to its limit: the cache reaches `tokens` columns
+    chats = [[{"role": "user", "content": f"What is {i} + 7?"}] for i in range(rows)]
+    sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": tokens, "seed": 0}
+    best: dict[str, float] = {}
+    outs: dict[str, list] = {}
+    try:
+        for _ in range(repeats):
+            for name, cache in (("inplace", GrowingCache), ("dynamic", DynamicCache)):
+                hf_backend.GrowingCache = cache  # what _prefill builds
+                t0 = time.perf_counter()
+                out = gen.generate(chats, sampling, 1, batch_size=rows, refill=False)
+                best[name] = min(best.get(name, 1e9), time.perf_counter() - t0)
+                outs[name] = [o.token_ids for per in out for o in per]
+    finally:
+        hf_backend.GrowingCache = GrowingCache
+    print(f"kv cache: {rows} x {tokens} tokens in {best['inplace']:.1f} s in place, "
+          f"{best['dynamic']:.1f} s with DynamicCache; identical: "
+          f"{outs['inplace'] == outs['dynamic']}", flush=True)
+    return {"kv_speedup_inplace": round(best["dynamic"] / best["inplace"], 3),
+            "kv_s_inplace": round(best["inplace"], 2), "kv_s_dynamic": round(best["dynamic"], 2),
+            "kv_rows": rows, "kv_tokens": tokens,
+            "kv_identical": outs["inplace"] == outs["dynamic"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=8192, help="assistant tokens of the loss")
@@ -313,9 +357,11 @@ def main() -> None:
     ap.add_argument("--mean-length", type=int, default=128)
     ap.add_argument("--max-new-tokens", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--kv-rows", type=int, default=4)
+    ap.add_argument("--kv-tokens", type=int, default=4096)
     ap.add_argument("--device", default=None, help="generation device (default: cuda if any)")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--parts", default="loss,cv,resume,gen")
+    ap.add_argument("--parts", default="loss,cv,resume,gen,kv")
     ap.add_argument("--loss-worker", choices=["before", "after"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loss_worker:
@@ -337,6 +383,8 @@ def main() -> None:
         if "gen" in parts:
             result.update(refill_speedup(work, args.prompts, args.batch, args.mean_length,
                                          args.max_new_tokens, args.repeats, args.device))
+        if "kv" in parts:
+            result.update(kv_speedup(work, args.kv_rows, args.kv_tokens, args.repeats))
     print(json.dumps(result))
 
 

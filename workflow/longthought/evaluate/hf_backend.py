@@ -12,8 +12,11 @@ token and thinking counts, and a batch that stays full:
   and fewer live rows. It is on by default on a GPU, where a decode step costs the read of the
   weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
   the time. On the CPU a step's cost grows with its rows and with the padded cache width, and
-  rows of different ages pad each other's cache: with the demo-sized model refill halved the
-  steps but not the time, so there fixed batches (finished rows still leave) stay the default.
+  rows of different ages pad each other's cache: with the demo-sized model refill cut the steps
+  1.7x (64 prompts) and 2.3x (256) but the time only 1.00x and 1.09x, so there fixed batches
+  (finished rows still leave) stay the default.
+- **An in-place KV cache** (`kvcache.GrowingCache`): a step writes its column into a buffer with
+  spare room instead of copying every layer's cache, as `DynamicCache` does.
 - **Per-row random state on demand**: each sample draws its uniforms 64 at a time from its own
   generator (the same numbers as drawing them all up front), never a full-length tensor.
 - **Budgets share their prefix** (`generate_budgets`): with common random numbers, a sample
@@ -21,11 +24,16 @@ token and thinking counts, and a batch that stays full:
   largest-cap run is decoded once and every smaller budget only prefills that prefix + suffix
   and decodes its `answer_tokens`. Samples whose thought ended within B are the same sample.
 
-Reproducibility: a sample's tokens depend only on its seed and the model, not on batching, on
-refill, or on which other prompts run; on one CPU thread batched and sequential runs are
-bit-identical (tested). On a GPU, bf16 kernels choose their reduction order by batch shape, so
-refill and batch size can flip a token where two candidates are within rounding: outputs are
-then reproducible for the same batch size and prompts, not across them.
+Reproducibility: a sample's random numbers depend only on its seed, not on batching, on refill,
+or on which other prompts run, and the same settings give the same tokens on the same machine.
+Across batch layouts the logits agree only to rounding: attention kernels sum over the padded
+cache width in blocks, so a row's padding (which depends on its neighbours) can move a logit in
+its last bits, and a token flips where its uniform falls within that distance of a boundary. On
+one CPU thread this is rare (the tests' batched and sequential runs are bit-identical; in
+`benchmarks/bench_longctx.py --parts gen`, 64 prompts: 0 of 64 samples differ between refill
+and fixed batches, 256 prompts: 2 of 256); on a GPU in bf16, where kernels also choose their
+reduction order by batch shape, it is more frequent. Outputs are reproducible for the same batch
+size, refill setting and prompts, not bit-for-bit across them.
 """
 
 from __future__ import annotations
