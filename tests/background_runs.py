@@ -14,6 +14,7 @@ reports its own run's failure) and once its `prepare` step has laid out its work
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import threading
@@ -192,8 +193,7 @@ def hub_run(tmp: Callable[[str], Path], after: Run | None, runs: dict[str, Run])
                            "sampling": {"n": 2, "temperature": 0.7, "top_p": 0.95,
                                         "max_new_tokens": 48, "seed": 0, "system": None},
                            "budgets": [], "budget_models": None},
-            # the before/after pair is a hub student's: no `tiny` to train in this run
-            "generalization": {"models": ["qwen25@init", "qwen25"]},
+            "generalization": {"models": ["tiny@init", "tiny"]},
         }
         (root / "hub.yaml").write_text(yaml.safe_dump(overlay))
         return {"models": models}
@@ -223,6 +223,22 @@ def replicates_run(tmp: Callable[[str], Path], after: Run | None,
                after=after, prepare=prepare)
 
 
+CI_PROFILE = "profiles/ci-slurm"
+FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
+
+
+def slurm_run(tmp: Callable[[str], Path], after: Run | None, runs: dict[str, Run]) -> Run:
+    """The small pipeline through `--profile slurm` (plus the CI profile and its fail-once
+    knob) on the local cluster (tests/test_slurm.py). It starts beside the chain, since it
+    mostly waits on the queue and its status polls; `info["since"]` bounds its sacct query."""
+    since = dt.datetime.now() - dt.timedelta(minutes=1)
+    run = Run(copy_workflow(tmp("slurm-run")),
+              ["--profile", "slurm", "--workflow-profile", CI_PROFILE, "--configfile", SMALL,
+               FAULTS], after=after)
+    run.info["since"] = since
+    return run
+
+
 # in start order; each starts once the one before it has ended
 RUNS = {"small_local_run": small_local_run, "compute_node_run": compute_node_run,
         "hub_run": hub_run, "replicates_run": replicates_run}
@@ -230,7 +246,8 @@ NEEDS = {"replicates_run": {"small_local_run"}}
 
 
 def start_chain(wanted: set[str], tmp: Callable[[str], Path]) -> dict[str, Run]:
-    """Start the runs in `wanted` (and what they need), one after another in the background."""
+    """Start the runs of `RUNS` in `wanted` (and what they need), one after another in the
+    background."""
     wanted = wanted | {n for w in wanted for n in NEEDS.get(w, ())}
     runs: dict[str, Run] = {}
     prev: Run | None = None

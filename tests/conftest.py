@@ -59,6 +59,13 @@ def background(request, tmp_path_factory) -> dict:
     wanted = {name for item in request.session.items for name in item.fixturenames}
     runs = background_runs.start_chain(wanted & set(background_runs.RUNS),
                                        tmp_path_factory.mktemp)
+    if "slurm_run" in wanted:  # the cluster first (here, so a skip reaches only its tests)
+        try:
+            request.getfixturevalue("cluster")
+        except (pytest.skip.Exception, pytest.fail.Exception):
+            pass  # every test that needs the cluster gets the same skip or failure
+        else:
+            runs["slurm_run"] = background_runs.slurm_run(tmp_path_factory.mktemp, None, runs)
     yield runs
     for run in runs.values():
         run.stop()
@@ -68,6 +75,11 @@ def background(request, tmp_path_factory) -> dict:
 def small_local_run(background):
     """`snakemake --cores 2` on the small overlay (a background `Run`); `.wait()` it."""
     return background["small_local_run"]
+
+
+@pytest.fixture(scope="session")
+def slurm_run(cluster, background):
+    return background["slurm_run"]
 
 
 @pytest.fixture(scope="session")

@@ -25,13 +25,11 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
-from background_runs import Run
-from conftest import REPO, SMALL, copy_workflow
+from background_runs import FAULTS
+from conftest import REPO
 
 pytestmark = pytest.mark.slurm
 
-CI_PROFILE = "profiles/ci-slurm"
-FAULTS = "profiles/ci-slurm/faults.yaml"  # the SLURM run only
 # Rules that must run as SLURM jobs and rules that must not, whatever else the workflow grows.
 MUST_BE_REMOTE = {"curate", "train", "generate_local"}
 MUST_BE_LOCAL = {"problems", "benchmark", "traces", "report", "generalize_judge"}
@@ -163,35 +161,27 @@ def results_tables(workdir: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, small_local_run, tmp_path_factory):
+def runs(slurm_run, small_local_run):
     """The same pipeline twice: through SLURM (with the fail-once knob) and locally.
 
-    The local run is the session's shared one (tests/conftest.py), started in the background;
-    both go at once, since the SLURM run mostly waits on the queue and its status polls.
+    Both are the session's background runs (tests/background_runs.py), started at once as the
+    session began: the SLURM run mostly waits on the queue and its status polls.
     """
-    since = dt.datetime.now() - dt.timedelta(minutes=1)
-    slurm_dir = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
-    local = small_local_run
-    local_dir = local.workdir
-    slurm = Run(
-        slurm_dir,
-        ["--profile", "slurm", "--workflow-profile", CI_PROFILE] + ["--configfile", SMALL, FAULTS],
-    )
+    slurm, local = slurm_run, small_local_run
+    slurm_dir, local_dir = slurm.workdir, local.workdir
     try:
-        while not all([slurm.ended(), local.ended()]) and time.monotonic() - slurm.t0 < 1500:
-            time.sleep(1)
         slurm_log, slurm_wall = slurm.wait()
         _, local_wall = local.wait()
     finally:  # a failed run leaves no process behind (snakemake cancels its SLURM jobs on TERM)
-        for run in (slurm, local):
-            run.stop()
+        slurm.stop()
     print(
         f"snakemake --profile slurm: {slurm_wall:.1f} s; --cores 2 (alongside): {local_wall:.1f} s"
     )
     remote, local_jobs = executed_jobs(slurm_log)
     fail_once = _fail_once_rules(slurm_dir)
     failed = sum(1 for rule, _ in remote if rule in fail_once)
-    records = sacct_records(run_uuid(slurm_log), since, expect=len(remote) + failed)
+    records = sacct_records(run_uuid(slurm_log), slurm.info["since"],
+                            expect=len(remote) + failed)
     return {
         "slurm_dir": slurm_dir,
         "local_dir": local_dir,

@@ -38,4 +38,3 @@ def test_hub_students_init_train_two_stages_evaluate_and_report(hub_run):
         init = json.loads((wd / "results" / "models" / f"{name}@init" / "init.json").read_text())
         assert init["kind"] == "local" and Path(init["path"]) == models[name].resolve()
     assert "qwen25" in (wd / "results" / "report" / "summary.md").read_text()
-    assert not (wd / "results" / "models" / "tiny").exists()  # nothing asked for it
