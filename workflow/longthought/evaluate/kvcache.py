@@ -5,7 +5,7 @@ whole cache of every layer at every step: O(width) per step, O(width^2) over a g
 memory traffic that grows fastest on a 32k-token thought. Here each layer's keys and values are
 a view of a buffer with spare columns at the end; a step writes its column into the buffer, and
 only running out of room (or the batch being re-arranged) copies. On the CPU with the demo-sized
-model, 4 samples of 4,096 tokens decode 1.2x faster than with `DynamicCache`; on outputs of
+model, 4 samples of 4,096 tokens decode 1.13x faster than with `DynamicCache`; on outputs of
 4-512 tokens the difference is within noise (`benchmarks/bench_longctx.py --parts kv,gen`).
 
 The layer stays a `DynamicLayer` to the model: `keys` / `values` are ordinary tensors of shape
