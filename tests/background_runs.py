@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,8 @@ class Run:
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}  # what `prepare` made (e.g. paths the test checks)
         self.result: tuple[str, float] | None = None
-        self._started = threading.Event()
+        self._started = threading.Event()  # set once started, cancelled or failed to start
+        self._lock = threading.Lock()  # `stop` vs the cancel check and the start
         self._cancelled = False
         self._error: BaseException | None = None
         if after is None:
@@ -49,28 +51,36 @@ class Run:
                              name=f"run {workdir.name}").start()
 
     def _start_after(self, after: Run, prepare: Callable[[], dict] | None) -> None:
-        try:
-            after.end()
-            self._start(prepare)
-        except BaseException as exc:  # reported by wait(), in the test that reads this run
-            self._error = exc
-            self._started.set()
+        after.end()
+        self._start(prepare)
 
     def _start(self, prepare: Callable[[], dict] | None) -> None:
-        if self._cancelled:
+        """Prepare the workdir, then start the process unless stopped meanwhile; an error is
+        kept for `wait()`, in the test that reads this run."""
+        try:
+            if prepare is not None and not self._cancelled:
+                self.info = prepare() or {}
+            with self._lock:
+                if not self._cancelled:
+                    self.t0 = time.monotonic()
+                    with open(self.log_path, "w") as log:
+                        self.proc = subprocess.Popen([SNAKEMAKE, *self.args], cwd=self.workdir,
+                                                     env=workflow_env(), stdout=log,
+                                                     stderr=subprocess.STDOUT)
+                    threading.Thread(target=self._clock, daemon=True).start()
+        except BaseException as exc:
+            self._error = exc
+        finally:
             self._started.set()
-            return
-        if prepare is not None:
-            self.info = prepare() or {}
-        self.t0 = time.monotonic()
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen([SNAKEMAKE, *self.args], cwd=self.workdir,
-                                         env=workflow_env(), stdout=log,
-                                         stderr=subprocess.STDOUT)
-        self._started.set()
+
+    def _clock(self) -> None:
+        """Stop the clock when the process ends, whoever looks at it later."""
+        self.proc.wait()
+        self.t1 = time.monotonic()
 
     def end(self) -> None:
-        """Block until the process has ended (or never started), whatever its exit status."""
+        """Block until the process has ended (or never started), whatever its exit status; a
+        run past its `timeout_s` is killed."""
         self._started.wait()
         if self.proc is not None:
             try:
@@ -78,15 +88,11 @@ class Run:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-            self.ended()
+            if self.t1 is None:
+                self.t1 = time.monotonic()
 
     def ended(self) -> bool:
-        """Whether it has ended; the first call that sees it ended stops its clock."""
-        if self.proc is None:
-            return self._started.is_set()
-        if self.t1 is None and self.proc.poll() is not None:
-            self.t1 = time.monotonic()
-        return self.t1 is not None
+        return self._started.is_set() and (self.proc is None or self.proc.poll() is not None)
 
     def wait(self) -> tuple[str, float]:
         """Its log and wall time once it ends; fails the test with the logs if it failed."""
@@ -110,10 +116,16 @@ class Run:
         return self.result
 
     def stop(self) -> None:
-        self._cancelled = True
+        """Cancel it if it has not started; terminate it (kill after 2 minutes) if it runs."""
+        with self._lock:
+            self._cancelled = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=120)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # --- the runs ---------------------------------------------------------------------------------
@@ -172,15 +184,20 @@ HUB_FAMILIES = {"qwen25": "qwen2.5-instruct", "qwen25-math": "qwen2.5-math",
 
 def hub_run(tmp: Callable[[str], Path], after: Run | None, runs: dict[str, Run]) -> Run:
     """Hub-shaped students (tests/hub_models.py) through init, two stages, evaluation, report."""
-    import hub_models
-
     root = tmp("hub")
     work = root / "wf"
 
     def prepare() -> dict:
         copy_workflow(work)
-        models = {name: hub_models.build(family, root / "hub" / family)
-                  for name, family in HUB_FAMILIES.items()}
+        # in a process of its own: building draws weights from torch's global generator (and
+        # transformers patches torch.nn.init while loading), which the unit tests running in
+        # the main thread meanwhile share
+        models = {}
+        for name, family in HUB_FAMILIES.items():
+            models[name] = root / "hub" / family
+            subprocess.run([sys.executable, str(Path(__file__).with_name("hub_models.py")),
+                            family, str(models[name])], check=True, capture_output=True,
+                           timeout=600)
         stages = [{"dataset": "format-arith", "lr": 2.0e-3, "max_steps": 2, "batch_size": 8,
                    "max_length": 384, "seed": 1},
                   {"dataset": "longthought-arith", "lr": 2.0e-3, "max_steps": 2,
@@ -215,6 +232,8 @@ def replicates_run(tmp: Callable[[str], Path], after: Run | None,
 
     def prepare() -> dict:
         small.end()
+        if small.proc is None or small.proc.returncode != 0:
+            raise RuntimeError("the small run did not complete (its own test says why)")
         shutil.copytree(small.workdir, work, symlinks=True)  # traces links kept as links
         (root / "reps.yaml").write_text(yaml.safe_dump(REPLICATES))
         return {}

@@ -56,19 +56,20 @@ def background(request, tmp_path_factory) -> dict:
     before the first test (tests/background_runs.py); stopped at the end of the session."""
     import background_runs
 
-    wanted = {name for item in request.session.items for name in item.fixturenames}
-    runs = background_runs.start_chain(wanted & set(background_runs.RUNS),
-                                       tmp_path_factory.mktemp)
+    runs: dict = {}
+    request.addfinalizer(lambda: [run.stop() for run in runs.values()])
+    wanted = {name for item in request.session.items
+              for name in getattr(item, "fixturenames", ())}
+    runs.update(background_runs.start_chain(wanted & set(background_runs.RUNS),
+                                            tmp_path_factory.mktemp))
     if "slurm_run" in wanted:  # the cluster first (here, so a skip reaches only its tests)
         try:
             request.getfixturevalue("cluster")
-        except (pytest.skip.Exception, pytest.fail.Exception):
-            pass  # every test that needs the cluster gets the same skip or failure
+        except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+            pass  # every test that needs the cluster gets the same skip, failure or error
         else:
             runs["slurm_run"] = background_runs.slurm_run(tmp_path_factory.mktemp, None, runs)
-    yield runs
-    for run in runs.values():
-        run.stop()
+    return runs
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +106,7 @@ def pytest_collection_modifyitems(config, items):
     runs start (a test reading two waits with the later one): the unit tests run while those
     runs do."""
     def rank(item) -> int:
-        names = set(item.fixturenames)
+        names = set(getattr(item, "fixturenames", ()))
         return max((i + 1 for i, name in enumerate(LAST) if name in names), default=0)
 
     items.sort(key=rank)  # stable: the order within each group is kept

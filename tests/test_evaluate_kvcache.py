@@ -74,3 +74,25 @@ def test_keys_replaced_from_outside_are_adopted(model):
         keys, values = layer.update(k, k)
     assert torch.equal(keys[:, :, :-1], trimmed_k) and torch.equal(values[:, :, :-1], trimmed_v)
     assert torch.equal(keys[:, :, -1:], k)
+
+
+def test_keys_and_values_of_different_head_sizes():
+    """Multi-head latent attention (DeepSeek-V2/V3) caches keys and values of different sizes."""
+    from longthought.evaluate.kvcache import GrowingLayer
+
+    layer = GrowingLayer()
+    with torch.inference_mode():
+        for step in range(3):
+            k, v = torch.full((2, 1, 1, 8), float(step)), torch.full((2, 1, 1, 4), -float(step))
+            keys, values = layer.update(k, v)
+    assert keys.shape == (2, 1, 3, 8) and values.shape == (2, 1, 3, 4)
+    assert keys[0, 0, :, 0].tolist() == [0.0, 1.0, 2.0] and values[0, 0, -1, 0] == -2.0
+
+
+def test_replace_drops_the_old_buffers(model):
+    cache = GrowingCache()
+    _decode(model, cache, 3)
+    layer = cache.layers[0]
+    new_k, new_v = layer.keys[:, :, 1:].clone(), layer.values[:, :, 1:].clone()
+    layer.replace(new_k, new_v)
+    assert layer._kbuf is None and layer.keys is new_k

@@ -13,8 +13,8 @@ token and thinking counts, and a batch that stays full:
   weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
   the time. On the CPU a step's cost grows with its rows and with the padded cache width, and
   rows of different ages pad each other's cache: with the demo-sized model refill cut the steps
-  1.7x (64 prompts) and 2.3x (256) but the time only 1.00x and 1.09x, so there fixed batches
-  (finished rows still leave) stay the default.
+  1.7x (64 prompts) and 2.3x (256) but the time only 0.94-1.00x and 1.09-1.24x, so there
+  fixed batches (finished rows still leave) stay the default.
 - **An in-place KV cache** (`kvcache.GrowingCache`): a step writes its column into a buffer with
   spare room instead of copying every layer's cache, as `DynamicCache` does.
 - **Per-row random state on demand**: each sample draws its uniforms 64 at a time from its own
@@ -322,13 +322,11 @@ class TransformersGenerator:
         lead = int(used.to(torch.int8).argmax()) if bool(used.any()) else a.mask.shape[1]
         if lead:  # columns no remaining row attends to any more (their rows have left)
             a.mask = a.mask[:, lead:]
-            for layer in a.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
         width = max(a.mask.shape[1], b.mask.shape[1])
         for la, lb in zip(a.cache.layers, b.cache.layers, strict=True):
-            la.keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
-            la.values = torch.cat([_left_pad(la.values, width, 2),
-                                   _left_pad(lb.values, width, 2)])
+            ka, va = la.keys[:, :, lead:], la.values[:, :, lead:]
+            la.replace(torch.cat([_left_pad(ka, width, 2), _left_pad(lb.keys, width, 2)]),
+                       torch.cat([_left_pad(va, width, 2), _left_pad(lb.values, width, 2)]))
         return _Batch(a.rows + b.rows, a.cache,
                       torch.cat([_left_pad(a.mask, width, 1), _left_pad(b.mask, width, 1)]),
                       torch.cat([a.next_pos, b.next_pos]), torch.cat([a.logits, b.logits]))

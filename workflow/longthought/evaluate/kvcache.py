@@ -5,12 +5,16 @@ whole cache of every layer at every step: O(width) per step, O(width^2) over a g
 memory traffic that grows fastest on a 32k-token thought. Here each layer's keys and values are
 a view of a buffer with spare columns at the end; a step writes its column into the buffer, and
 only running out of room (or the batch being re-arranged) copies. On the CPU with the demo-sized
-model, 4 samples of 4,096 tokens decode 1.13x faster than with `DynamicCache`; on outputs of
+model, 4 samples of 4,096 tokens decode 1.13-1.28x faster than with `DynamicCache`; on outputs of
 4-512 tokens the difference is within noise (`benchmarks/bench_longctx.py --parts kv,gen`).
+
+The buffers are written in place, so the cache is for generation under `torch.inference_mode()`
+(as `hf_backend` decodes), not for a forward pass that autograd records.
 
 The layer stays a `DynamicLayer` to the model: `keys` / `values` are ordinary tensors of shape
 [rows, kv_heads, width, head_dim] (strided views), so code that replaces them (dropping rows,
-joining batches, trimming columns) keeps working; the next `update` adopts whatever it finds.
+joining batches, trimming columns) keeps working: the next `update` adopts whatever it finds,
+and `replace` sets them while dropping the old buffers at once.
 """
 
 from __future__ import annotations
@@ -37,14 +41,16 @@ class GrowingLayer(DynamicLayer):
                 and keys.data_ptr() == buf.data_ptr() and values.data_ptr() == self._vbuf.data_ptr()
                 and keys.shape[:2] == buf.shape[:2] and keys.stride() == buf.stride())
 
-    def _adopt(self, keys: torch.Tensor, values: torch.Tensor, new: torch.Tensor,
-               need: int) -> None:
-        """New buffers with room for `need` columns and spare, holding the current ones."""
-        cap = need + max(SPARE, need // 2)
-        rows, heads, width, dim = (*new.shape[:2], keys.shape[-2] if keys.numel() else 0,
-                                   new.shape[-1])
-        self._kbuf = new.new_empty((rows, heads, cap, dim))
-        self._vbuf = new.new_empty((rows, heads, cap, dim))
+    def _adopt(self, keys: torch.Tensor, values: torch.Tensor, new_k: torch.Tensor,
+               new_v: torch.Tensor, need: int) -> None:
+        """New buffers with room for `need` columns and spare, holding the current ones. The
+        spare is an eighth of the width (at least SPARE columns): at most ~12% more memory than
+        the cache itself, and still a copy only every width/8 steps (linear in total)."""
+        cap = need + max(SPARE, need // 8)
+        width = keys.shape[-2] if keys.numel() else 0
+        self._kbuf = self._vbuf = None  # the old buffers go before the new ones are allocated
+        self._kbuf = new_k.new_empty((*new_k.shape[:2], cap, new_k.shape[-1]))
+        self._vbuf = new_v.new_empty((*new_v.shape[:2], cap, new_v.shape[-1]))
         if width:
             self._kbuf[:, :, :width] = keys
             self._vbuf[:, :, :width] = values
@@ -57,11 +63,17 @@ class GrowingLayer(DynamicLayer):
         width = keys.shape[-2] if keys.numel() else 0
         need = width + key_states.shape[-2]
         if not self._owns(keys, values) or need > self._kbuf.shape[-2]:
-            self._adopt(keys, values, key_states, need)
+            self._adopt(keys, values, key_states, value_states, need)
         self._kbuf[:, :, width:need] = key_states
         self._vbuf[:, :, width:need] = value_states
         self.keys, self.values = self._kbuf[:, :, :need], self._vbuf[:, :, :need]
         return self.keys, self.values
+
+    def replace(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Set new keys and values (rows joined, columns trimmed), dropping the buffers now
+        rather than at the next step, so the old cache and the new one are not held twice."""
+        self._kbuf = self._vbuf = None
+        self.keys, self.values = keys, values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Keep the rows `indices`: one gather of the buffers (spare columns included)."""
