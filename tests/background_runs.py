@@ -91,9 +91,6 @@ class Run:
             if self.t1 is None:
                 self.t1 = time.monotonic()
 
-    def ended(self) -> bool:
-        return self._started.is_set() and (self.proc is None or self.proc.poll() is not None)
-
     def wait(self) -> tuple[str, float]:
         """Its log and wall time once it ends; fails the test with the logs if it failed."""
         if self.result is not None:
