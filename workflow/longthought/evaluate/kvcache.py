@@ -27,7 +27,7 @@ SPARE = 64  # columns reserved beyond the current width when a buffer is (re)all
 
 
 class GrowingLayer(DynamicLayer):
-    """One layer's keys and values as views of buffers that grow by half their width at a time."""
+    """One layer's keys and values as views of buffers with an eighth of their width spare."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -48,7 +48,6 @@ class GrowingLayer(DynamicLayer):
         the cache itself, and still a copy only every width/8 steps (linear in total)."""
         cap = need + max(SPARE, need // 8)
         width = keys.shape[-2] if keys.numel() else 0
-        self._kbuf = self._vbuf = None  # the old buffers go before the new ones are allocated
         self._kbuf = new_k.new_empty((*new_k.shape[:2], cap, new_k.shape[-1]))
         self._vbuf = new_v.new_empty((*new_v.shape[:2], cap, new_v.shape[-1]))
         if width:
