@@ -98,6 +98,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SLOW_SECOND_RANK = """
+import os
+if os.environ.get("RANK") == "1":
+    import time
+    import accelerate
+    _real = accelerate.Accelerator.get_state_dict
+    def _late(self, *args, **kwargs):
+        time.sleep(3)
+        return _real(self, *args, **kwargs)
+    accelerate.Accelerator.get_state_dict = _late
+"""
+
+
 def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
     """`train` with an accelerate config relaunches itself; 2 workers x 2 samples == 1 x 4."""
     think = synthetic_dataset(16, seed=4, name="longthought-arith")
@@ -121,6 +134,13 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
         "rdzv_backend": "static", "main_process_port": _free_port()}))
     monkeypatch.setenv("ACCELERATE_USE_CPU", "true")  # DDP over gloo on a machine without GPUs
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # the second worker reaches the final save 3 s late (a slow rank, as a loaded node makes
+    # one): the save must not race the main process's rename of the temporary directory
+    hook = tmp_path / "slow_rank"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_SECOND_RANK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(hook), os.environ.get("PYTHONPATH")) if p))
 
     def train(batch: int, config: str | None, out: str) -> Path:
         args = ["train", "--student", "tiny", "--spec", json.dumps(spec(batch, config)),
@@ -131,6 +151,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
 
     ddp = train(2, str(cfg), "ddp")
     one = train(4, None, "one")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     hp = json.loads((ddp / loop.HPARAMS_FILE).read_text())
     assert hp["world_size"] == 2 and "MULTI_CPU" in hp["distributed_type"]
     la, lb = (read_table(p / loop.LOG_FILE, "train_log") for p in (ddp, one))

@@ -408,12 +408,14 @@ def sft(student: str, spec: dict, init: str, datasets: list[str], out: str,
     unwrapped.config.use_cache = True
     if preview.eos_token_id is not None:  # the template's end-of-turn token stops generation
         unwrapped.generation_config.eos_token_id = preview.eos_token_id
-    state_dict = accelerator.get_state_dict(model)
+    state_dict = accelerator.get_state_dict(model)  # collective under FSDP / DeepSpeed
     if accelerator.distributed_type == DistributedType.FSDP:
         save_gathered(unwrapped, state_dict, tmp, accelerator.is_main_process)
-    else:
-        unwrapped.save_pretrained(tmp, is_main_process=accelerator.is_main_process,
-                                  save_function=accelerator.save, state_dict=state_dict)
+    elif accelerator.is_main_process:
+        # only the main process: transformers' save_pretrained makes and lists the directory on
+        # every rank it runs on, which raced with the rename below (ENOENT on a second rank)
+        unwrapped.save_pretrained(tmp, save_function=accelerator.save, state_dict=state_dict)
+    accelerator.wait_for_everyone()  # no rank is still inside `tmp` when it is renamed
     if accelerator.is_main_process:
         tokenizer.save_pretrained(tmp)
         preview.write(tmp / PREVIEW_FILE)
