@@ -11,12 +11,14 @@ token and thinking counts, and a batch that stays full:
   no row uses any more are trimmed). A batch no longer runs for its longest sample with fewer
   and fewer live rows. It is on by default on a GPU, where a decode step costs the read of the
   weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
-  the time. On the CPU a step's cost grows with its rows and with the padded cache width, and
-  rows of different ages pad each other's cache: with the demo-sized model refill cut the steps
-  1.7x (64 prompts) and 2.3x (256) but the time only 0.94-1.00x and 1.09-1.24x, so there
-  fixed batches (finished rows still leave) stay the default.
+  the time. On the CPU a step's cost grows with its rows: with the demo-sized model refill cut
+  the steps 1.7x (64 prompts) and 2.4x (256) but the time only 1.09-1.17x and 1.36-1.38x, so
+  there fixed batches (finished rows still leave) stay the default.
 - **An in-place KV cache** (`kvcache.GrowingCache`): a step writes its column into a buffer with
   spare room instead of copying every layer's cache, as `DynamicCache` does.
+- **Ragged decode attention** (`ragged`, for sdpa): with refill a young row is padded to the
+  oldest row's width; a decode step attends each run of rows of similar age over its own
+  trailing columns instead (0.57-0.60 of the padded columns in the benchmark, same logits).
 - **Per-row random state on demand**: each sample draws its uniforms 64 at a time from its own
   generator (the same numbers as drawing them all up front), never a full-length tensor.
 - **Budgets share their prefix** (`generate_budgets`): with common random numbers, a sample
@@ -30,10 +32,10 @@ Across batch layouts the logits agree only to rounding: attention kernels sum ov
 cache width in blocks, so a row's padding (which depends on its neighbours) can move a logit in
 its last bits, and a token flips where its uniform falls within that distance of a boundary. On
 one CPU thread this is rare (the tests' batched and sequential runs are bit-identical; in
-`benchmarks/bench_longctx.py --parts gen`, 64 prompts: 0 of 64 samples differ between refill
-and fixed batches, 256 prompts: 2 of 256); on a GPU in bf16, where kernels also choose their
-reduction order by batch shape, it is more frequent. Outputs are reproducible for the same batch
-size, refill setting and prompts, not bit-for-bit across them.
+`benchmarks/bench_longctx.py --parts gen`: 0 of 64 and 0 of 256 samples differ between refill
+and fixed batches, where full-width attention flipped 2 of 256); on a GPU in bf16, where
+kernels also choose their reduction order by batch shape, it is more frequent. Outputs are
+reproducible for the same batch size, refill setting and prompts, not bit-for-bit across them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import torch
 from longthought.evaluate.forcing import BudgetForcing
 from longthought.evaluate.kvcache import GrowingCache
 from longthought.evaluate.outputs import Output
+from longthought.evaluate.ragged import RAGGED, plan_chunks
 from longthought.evaluate.sampling import UniformStream, choose_tokens, sample_seed
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
@@ -132,6 +135,7 @@ class TransformersGenerator:
             kwargs["attn_implementation"] = generation_attention(attn_implementation,
                                                                  self.device, path)
         self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
+        self.ragged = self._use_ragged_attention()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"model {path}: its tokenizer has no chat template; evaluation "
                              f"formats prompts with the model's own chat template")
@@ -142,7 +146,22 @@ class TransformersGenerator:
         # only the last position's logits are needed (saves a [batch, prompt, vocab] tensor)
         self._last_only = ({"logits_to_keep": 1} if "logits_to_keep" in
                            inspect.signature(self.model.forward).parameters else {})
-        self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0}
+        self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0, "ragged_steps": 0,
+                      "padded_columns": 0, "attended_columns": 0}
+
+    def _use_ragged_attention(self) -> bool:
+        """sdpa decode steps attend each run of rows over its own columns (`evaluate/ragged`),
+        where the model runs sdpa through transformers' attention interface and passes extra
+        keyword arguments down to it; any other model keeps its attention as loaded."""
+        params = inspect.signature(self.model.forward).parameters.values()
+        if (getattr(self.model.config, "_attn_implementation", None) != "sdpa"
+                or not any(p.kind is p.VAR_KEYWORD for p in params)):
+            return False
+        try:
+            self.model.set_attn_implementation(RAGGED)
+        except (ValueError, ImportError):  # a model class without the attention interface
+            return False
+        return True
 
     def _eos_ids(self) -> set[int]:
         """Tokenizer eos + generation_config eos + the chat template's end-of-turn token: a
@@ -375,10 +394,26 @@ class TransformersGenerator:
             batch.mask = torch.cat([batch.mask, batch.mask.new_ones((len(batch.rows), 1))], -1)
             out = self.model(input_ids=tokens, attention_mask=batch.mask,
                              position_ids=batch.next_pos.unsqueeze(-1),
-                             past_key_values=batch.cache, use_cache=True, **self._last_only)
+                             past_key_values=batch.cache, use_cache=True, **self._last_only,
+                             **self._row_chunks(batch))
             batch.logits = out.logits[:, -1, :]
             batch.next_pos = batch.next_pos + 1
             self.stats["decode_steps"] += 1
+
+    def _row_chunks(self, batch: _Batch) -> dict:
+        """The ragged-attention plan for this decode step ({} when sdpa over the full width is
+        as good). A row's cache is right-aligned and holds its prompt and every token so far."""
+        width = batch.mask.shape[1]
+        self.stats["padded_columns"] += len(batch.rows) * width
+        chunks = None
+        if self.ragged:
+            chunks = plan_chunks([len(r.prompt_ids) + len(r.gen) for r in batch.rows], width)
+        if chunks is None:
+            self.stats["attended_columns"] += len(batch.rows) * width
+            return {}
+        self.stats["ragged_steps"] += 1
+        self.stats["attended_columns"] += sum((end - first) * cols for first, end, cols in chunks)
+        return {"row_chunks": chunks}
 
     def _advance(self, row: _Row, token: int, from_queue: bool, forcing: BudgetForcing,
                  suffix_ids: list[int], cap: int, may_end: list[bool]) -> None:

@@ -1,0 +1,75 @@
+"""Decode-step attention over each row's own context, not the batch's padded width.
+
+With refill (continuous batching, `hf_backend`) a batch holds rows of different ages: their KV
+caches are right-aligned in one buffer, so a prompt that joined a batch whose oldest row is at
+30k tokens is padded to 30k columns, and plain sdpa reads (and multiplies) every padded column
+for every row. Rows join at the end and leave in place, so the batch is ordered by age and the
+columns a row needs shrink along it. `plan_chunks` cuts the batch into contiguous runs of rows
+with similar context lengths and `sdpa_ragged` runs sdpa on each run over only its last `width`
+columns (a view: nothing is copied). Prefill steps and unplanned calls are plain sdpa.
+
+Flash-attention's varlen path needs none of this (it unpads); this is for sdpa, the default
+wherever flash-attn is not installed, the CPU included.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+RAGGED = "sdpa_ragged"
+# a run of rows is cut where a row needs less than this fraction of the run's width (or more
+# than its inverse)
+CUT_BELOW = 0.5
+# below this many padded columns in all, one sdpa call is cheaper than several
+MIN_SAVED_COLUMNS = 512
+
+Chunks = tuple[tuple[int, int, int], ...]  # (first row, end row, columns) per run
+
+
+def plan_chunks(needs: list[int], width: int) -> Chunks | None:
+    """Contiguous runs of rows, each with the columns its longest row needs (right-aligned).
+
+    `needs[b]`: how many trailing columns of the `width`-wide cache row b attends to. None when
+    one call over the full width is as good (little padding to save).
+    """
+    chunks: list[tuple[int, int, int]] = []
+    start, cols = 0, needs[0] if needs else 0
+    for b in range(1, len(needs)):
+        n = needs[b]
+        if CUT_BELOW * cols <= n <= cols / CUT_BELOW:  # within a factor of the run: join it
+            cols = max(cols, n)
+        else:
+            chunks.append((start, b, cols))
+            start, cols = b, n
+    chunks.append((start, len(needs), cols))
+    padded = len(needs) * width
+    planned = sum((end - first) * cols for first, end, cols in chunks)
+    if padded - planned < MIN_SAVED_COLUMNS:
+        return None
+    return tuple(chunks)
+
+
+def sdpa_ragged(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float = 0.0,
+                scaling: float | None = None, row_chunks: Chunks | None = None,
+                **kwargs) -> tuple[torch.Tensor, None]:
+    """sdpa per run of rows over its trailing columns (`row_chunks`); plain sdpa without a plan
+    or when more than one query position is attended (a prefill)."""
+    if row_chunks is None or query.shape[2] != 1:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout, scaling=scaling, **kwargs)
+    out = []
+    for first, end, cols in row_chunks:
+        mask = None if attention_mask is None else attention_mask[first:end, ..., -cols:]
+        part, _ = sdpa_attention_forward(module, query[first:end], key[first:end, :, -cols:],
+                                         value[first:end, :, -cols:], mask, dropout=dropout,
+                                         scaling=scaling, **kwargs)
+        out.append(part)
+    return torch.cat(out), None
+
+
+AttentionInterface.register(RAGGED, sdpa_ragged)
+ALL_MASK_ATTENTION_FUNCTIONS.register(RAGGED, sdpa_mask)  # the same mask as sdpa
