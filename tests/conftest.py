@@ -72,6 +72,19 @@ def background(request, tmp_path_factory) -> dict:
     return runs
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One CPU thread for a module's generation comparisons: MKL may change its thread count
+    under load, which perturbs float sums; with one thread every run is bit-reproducible (and
+    faster on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def small_local_run(background):
     """`snakemake --cores 2` on the small overlay (a background `Run`); `.wait()` it."""

@@ -28,15 +28,7 @@ PROMPTS = [
 SAMPLING = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 24, "seed": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One CPU thread: MKL may change its thread count under load, which perturbs float sums;
-    with one thread every run of these comparisons is bit-reproducible (and faster on a busy
-    2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

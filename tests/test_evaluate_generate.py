@@ -18,15 +18,7 @@ SAMPLING = {"n": 2, "temperature": 0.7, "top_p": 0.95, "max_new_tokens": 16, "se
             "system": None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Bit-reproducible CPU sums (see test_evaluate_backends.one_thread)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from longthought.evaluate.hf_backend import TransformersGenerator
 from longthought.evaluate.kvcache import GrowingCache
 from longthought.evaluate.ragged import RAGGED, plan_chunks
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest
 
 
 def test_runs_of_similar_rows_get_their_own_width():
