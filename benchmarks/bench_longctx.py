@@ -308,8 +308,9 @@ def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
     gen.ragged = ragged
     lengths = np.array([n for _, n in outs["refill"]])
     same = outs["refill"] == outs["fixed"]
+    same_full = outs["refill_full_width"] == outs["fixed"]
     print(f"output lengths {lengths.min()}-{lengths.max()} (median {np.median(lengths):.0f}); "
-          f"refill == fixed batches: {same}", flush=True)
+          f"refill == fixed batches: {same}; full-width refill == fixed: {same_full}", flush=True)
 
     def speedup(name: str, over: str = "fixed") -> float:  # median of the repeats' ratios
         return round(float(np.median(np.array(walls[over]) / np.array(walls[name]))), 3)
@@ -320,7 +321,10 @@ def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
             "gen_speedup_ragged": speedup("refill", over="refill_full_width"),
             "gen_step_ratio": round(steps["fixed"] / steps["refill"], 3),
             "gen_attended_fraction_refill": round(columns["refill"], 3),
-            "gen_identical": same, "gen_prompts": prompts, "gen_batch": batch,
+            "gen_identical": same, "gen_identical_full_width": same_full,
+            "gen_samples_differing": sum(a != b for a, b in zip(outs["refill"], outs["fixed"],
+                                                                strict=True)),
+            "gen_prompts": prompts, "gen_batch": batch,
             "gen_lengths": {"min": int(lengths.min()), "median": float(np.median(lengths)),
                             "p90": float(np.percentile(lengths, 90)), "max": int(lengths.max())},
             "gen_s_refill": round(best["refill"], 2), "gen_s_fixed": round(best["fixed"], 2)}

@@ -46,6 +46,21 @@ def test_every_row_is_in_one_run_wide_enough_for_it():
             assert max(needs[first:end]) <= cols <= width
 
 
+@pytest.fixture()
+def spy(monkeypatch) -> list[tuple[int, int, int]]:
+    """(query positions, rows, key columns) of every sdpa call the ragged attention makes: proof
+    that the plan reaches the attention and narrows it, not only that the logits agree."""
+    calls: list[tuple[int, int, int]] = []
+    real = ragged.sdpa_attention_forward
+
+    def record(module, query, key, *args, **kwargs):
+        calls.append((query.shape[2], key.shape[0], key.shape[2]))
+        return real(module, query, key, *args, **kwargs)
+
+    monkeypatch.setattr(ragged, "sdpa_attention_forward", record)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def path(tmp_path_factory):
     return build_tiny_chat_model(tmp_path_factory.mktemp("ragged") / "model", num_layers=2,
@@ -79,7 +94,7 @@ def _decode(model, steps: int, chunked: bool) -> list[torch.Tensor]:
     return logits
 
 
-def test_ragged_attention_gives_the_logits_of_full_width_sdpa(path, monkeypatch):
+def test_ragged_attention_gives_the_logits_of_full_width_sdpa(path, monkeypatch, spy):
     monkeypatch.setattr(ragged, "MIN_SAVED_COLUMNS", 0)
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa").eval()
     want = _decode(model, 12, chunked=False)
@@ -87,9 +102,14 @@ def test_ragged_attention_gives_the_logits_of_full_width_sdpa(path, monkeypatch)
     got = _decode(model, 12, chunked=True)
     for a, b in zip(want, got, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # each of the 12 decode steps: one call per run in each of the 2 layers, the short rows
+    # over their own columns (12 + step), never the 180-wide cache
+    decode = [c for c in spy if c[0] == 1]
+    assert len(decode) == 12 * 2 * 3
+    assert {c[1:] for c in decode[:3]} == {(2, 181), (1, 41), (1, 13)}
 
 
-def test_refill_generation_runs_ragged_steps_and_samples_do_not_change(path, monkeypatch):
+def test_refill_generation_runs_ragged_steps_and_samples_do_not_change(path, monkeypatch, spy):
     monkeypatch.setattr(ragged, "MIN_SAVED_COLUMNS", 64)
     gen = TransformersGenerator(str(path))
     assert gen.ragged and gen.model.config._attn_implementation == RAGGED
@@ -115,4 +135,7 @@ def test_refill_generation_runs_ragged_steps_and_samples_do_not_change(path, mon
         if flag:
             assert gen.stats["ragged_steps"] > 0
             assert gen.stats["attended_columns"] < 0.9 * gen.stats["padded_columns"]
+            # what the attention was given is what the statistics count (2 layers)
+            attended = sum(rows * cols for q, rows, cols in spy if q == 1)
+            assert attended == 2 * gen.stats["attended_columns"]
     assert runs[True] == runs[False]

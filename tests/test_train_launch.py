@@ -105,6 +105,7 @@ if os.environ.get("RANK") == "1":
     import accelerate
     _real = accelerate.Accelerator.get_state_dict
     def _late(self, *args, **kwargs):
+        open(os.environ["SLOW_RANK_MARKER"], "w").close()  # proof the delay ran
         time.sleep(3)
         return _real(self, *args, **kwargs)
     accelerate.Accelerator.get_state_dict = _late
@@ -139,6 +140,8 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
     hook = tmp_path / "slow_rank"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_SECOND_RANK)
+    marker = tmp_path / "slow_rank_ran"
+    monkeypatch.setenv("SLOW_RANK_MARKER", str(marker))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         p for p in (str(hook), os.environ.get("PYTHONPATH")) if p))
 
@@ -151,6 +154,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(tmp_path, monkeypatch):
 
     ddp = train(2, str(cfg), "ddp")
     one = train(4, None, "one")
+    assert marker.exists()  # the second rank was late (with the old save: a stray .ddp.tmp)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     hp = json.loads((ddp / loop.HPARAMS_FILE).read_text())
     assert hp["world_size"] == 2 and "MULTI_CPU" in hp["distributed_type"]

@@ -56,14 +56,17 @@ def sdpa_ragged(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
                 value: torch.Tensor, attention_mask: torch.Tensor | None, dropout: float = 0.0,
                 scaling: float | None = None, row_chunks: Chunks | None = None,
                 **kwargs) -> tuple[torch.Tensor, None]:
-    """sdpa per run of rows over its trailing columns (`row_chunks`); plain sdpa without a plan
-    or when more than one query position is attended (a prefill)."""
-    if row_chunks is None or query.shape[2] != 1:
+    """sdpa per run of rows over its trailing columns (`row_chunks`); plain sdpa without a plan,
+    when more than one query position is attended (a prefill), or for a model that adds a
+    position bias (its own full-width tensor)."""
+    if row_chunks is None or query.shape[2] != 1 or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
     out = []
     for first, end, cols in row_chunks:
-        mask = None if attention_mask is None else attention_mask[first:end, ..., -cols:]
+        mask = attention_mask
+        if mask is not None:  # a mask broadcast over the batch keeps its single row
+            mask = mask[..., -cols:] if mask.shape[0] == 1 else mask[first:end, ..., -cols:]
         part, _ = sdpa_attention_forward(module, query[first:end], key[first:end, :, -cols:],
                                          value[first:end, :, -cols:], mask, dropout=dropout,
                                          scaling=scaling, **kwargs)
