@@ -5,8 +5,9 @@ caches are right-aligned in one buffer, so a prompt that joined a batch whose ol
 30k tokens is padded to 30k columns, and plain sdpa reads (and multiplies) every padded column
 for every row. Rows join at the end and leave in place, so the batch is ordered by age and the
 columns a row needs shrink along it. `plan_chunks` cuts the batch into contiguous runs of rows
-with similar context lengths and `sdpa_ragged` runs sdpa on each run over only its last `width`
-columns (a view: nothing is copied). Prefill steps and unplanned calls are plain sdpa.
+with similar context lengths and `sdpa_ragged` runs sdpa on each run over only the trailing
+columns its rows use (a view: nothing is copied). Prefill steps and unplanned calls are plain
+sdpa.
 
 Flash-attention's varlen path needs none of this (it unpads); this is for sdpa, the default
 wherever flash-attn is not installed, the CPU included.
