@@ -266,20 +266,27 @@ def resume_latency(work: Path, rows: int, threads: int | None) -> dict:
 
 
 # --- 4. generation with refill ----------------------------------------------------------------
+def demo_sized_model(path: Path, **kwargs) -> Path:
+    """A random chat model with the demo student's shape (config/config.yaml), untied head."""
+    import yaml
+
+    from longthought.evaluate.fixtures import build_tiny_chat_model
+
+    tiny = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["students"]["tiny"]
+    shape = {k: tiny["tiny"][k] for k in ("hidden_size", "num_layers", "num_heads",
+                                          "num_kv_heads", "intermediate_size", "vocab_size")}
+    return build_tiny_chat_model(path, **shape, tie_embeddings=False, **kwargs)
+
+
 def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
                    max_new: int, repeats: int, device: str | None) -> dict:
     import yaml
 
-    from longthought.evaluate.fixtures import build_tiny_chat_model
     from longthought.evaluate.hf_backend import TransformersGenerator
     from longthought.problems.procedural import generate
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    tiny = config["students"]["tiny"]["tiny"]
-    shape = {k: tiny[k] for k in ("hidden_size", "num_heads", "num_kv_heads",
-                                  "intermediate_size", "vocab_size")}
-    path = build_tiny_chat_model(work / "gen", num_layers=tiny["num_layers"], **shape,
-                                 tie_embeddings=False, mean_length=mean_length)
+    path = demo_sized_model(work / "gen", mean_length=mean_length)
     gen = TransformersGenerator(str(path), device=device)
     rows = generate(config["pools"]["arith"]["families"], prompts, seed=11, split="heldout")
     chats = [[{"role": "user", "content": r["problem"]}] for r in rows]
@@ -332,18 +339,12 @@ def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
 
 # --- 5. in-place KV cache -----------------------------------------------------------------------
 def kv_speedup(work: Path, rows: int, tokens: int, repeats: int) -> dict:
-    import yaml
     from transformers import DynamicCache
 
     from longthought.evaluate import hf_backend
-    from longthought.evaluate.fixtures import build_tiny_chat_model
     from longthought.evaluate.kvcache import GrowingCache
 
-    tiny = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["students"]["tiny"]
-    shape = {k: tiny["tiny"][k] for k in ("hidden_size", "num_heads", "num_kv_heads",
-                                          "intermediate_size", "vocab_size")}
-    path = build_tiny_chat_model(work / "kv", num_layers=tiny["tiny"]["num_layers"], **shape,
-                                 tie_embeddings=False)
+    path = demo_sized_model(work / "kv")
     gen = hf_backend.TransformersGenerator(str(path))
     gen.eos_ids = set()  # every sample runs to its limit: the cache reaches `tokens` columns
     chats = [[{"role": "user", "content": f"What is {i} + 7?"}] for i in range(rows)]

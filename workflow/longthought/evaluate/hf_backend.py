@@ -135,7 +135,8 @@ class TransformersGenerator:
             kwargs["attn_implementation"] = generation_attention(attn_implementation,
                                                                  self.device, path)
         self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
-        self.ragged = self._use_ragged_attention()
+        forward = inspect.signature(self.model.forward).parameters
+        self.ragged = self._use_ragged_attention(forward.values())
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"model {path}: its tokenizer has no chat template; evaluation "
                              f"formats prompts with the model's own chat template")
@@ -144,18 +145,16 @@ class TransformersGenerator:
         self.pad_id = pad if pad is not None else min(self.eos_ids)
         self._may_end: dict[str, list[bool]] = {}
         # only the last position's logits are needed (saves a [batch, prompt, vocab] tensor)
-        self._last_only = ({"logits_to_keep": 1} if "logits_to_keep" in
-                           inspect.signature(self.model.forward).parameters else {})
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
         self.stats = {"prefills": 0, "decode_steps": 0, "row_steps": 0, "ragged_steps": 0,
                       "padded_columns": 0, "attended_columns": 0}
 
-    def _use_ragged_attention(self) -> bool:
+    def _use_ragged_attention(self, forward_params) -> bool:
         """sdpa decode steps attend each run of rows over its own columns (`evaluate/ragged`),
         where the model runs sdpa through transformers' attention interface and passes extra
         keyword arguments down to it; any other model keeps its attention as loaded."""
-        params = inspect.signature(self.model.forward).parameters.values()
         if (getattr(self.model.config, "_attn_implementation", None) != "sdpa"
-                or not any(p.kind is p.VAR_KEYWORD for p in params)):
+                or not any(p.kind is p.VAR_KEYWORD for p in forward_params)):
             return False
         try:
             self.model.set_attn_implementation(RAGGED)
