@@ -20,6 +20,12 @@ initialised Qwen2.5-0.5B-shaped student, through the project's own code paths.
    many greedy outputs are identical between the two backends (bf16 kernels differ, so a
    near-tie can flip a token; the first differing position is reported).
 3. Peak GPU memory of the training steps and of transformers generation.
+4. Batch refill (issue 21's `gen_speedup_refill`): `bench_longctx.refill_speedup` on the GPU,
+   the same workload as on the CPU (a random model of the demo's size whose outputs run 4-512
+   tokens; refill, refill over the full padded width, and fixed batches, interleaved), reported
+   under `refill`. On a GPU a decode step costs about the same whatever its rows, so the time
+   should follow `gen_step_ratio`; on the CPU it did not (README, *Long thoughts*).
+   `--parts refill` runs only this part (about a minute).
 
 The data is synthetic and learnable (each assistant turn continues an arithmetic progression of
 word tokens), so that a few dozen steps make greedy decoding confident enough for the spot check.
@@ -188,43 +194,18 @@ def generation(path: Path, backend: str, prompts: list, sampling: dict,
     return outs, time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny model, CPU allowed (checks the "
-                    "script; the figures mean nothing)")
-    ap.add_argument("--steps", type=int, default=None, help="SFT optimizer steps")
-    ap.add_argument("--tokens-per-batch", type=int, default=None, help="micro-batch token budget")
-    ap.add_argument("--prompts", type=int, default=None, help="generation prompts")
-    ap.add_argument("--new-tokens", type=int, default=None, help="tokens generated per prompt")
-    ap.add_argument("--keep", default=None, help="keep the model and data in this directory")
-    args = ap.parse_args(argv)
+WORDS = 5000  # the synthetic data's vocabulary of word tokens
 
-    import numpy as np
+
+def sft_part(args, work: Path, shape: dict, gpu: bool, peak: float | None) -> dict:
+    """Part 1 (and 3, training memory): SFT of the 0.5B-shaped student into `work/trained`."""
     import torch
 
-    gpu = torch.cuda.is_available()
-    if not gpu and not args.smoke:
-        print("bench_gpu: no CUDA GPU visible (torch.cuda.is_available() is False); this "
-              "benchmark measures GPU training and generation. On a GPU machine install a CUDA "
-              "torch (make install TORCH=...) and, for the vLLM half, pip install -e '.[vllm]'; "
-              "--smoke runs it at toy size on the CPU.", flush=True)
-        print(json.dumps({"benchmark": "bench_gpu", "gpu": None, "skipped": "no GPU"}))
-        return 2
-    shape = SMOKE if args.smoke else QWEN05B
     steps = args.steps or (6 if args.smoke else 40)
     budget = args.tokens_per_batch or (1024 if args.smoke else 16384)
-    n_prompts = args.prompts or (8 if args.smoke else 256)
-    new_tokens = args.new_tokens or (16 if args.smoke else 256)
     max_length = 512 if args.smoke else 2048
-    device = torch.cuda.get_device_name(0) if gpu else "cpu"
-    peak = peak_tflops(device) if gpu else None
-    log(f"device {device}; bf16 peak {peak} TFLOP/s; shape {shape['hidden_size']} x "
-        f"{shape['num_hidden_layers']} layers, vocab {shape['vocab_size']}")
-
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_gpu."))
-    work.mkdir(parents=True, exist_ok=True)
     params = build_model(work / "init", shape)
-    words = 5000
+    words = WORDS
     rows = max(64, steps * budget // (max_length // 2) + 32)
     sft_dataset(work / "data.parquet", rows, max_length // 10, words)  # ~5 tokens a word
     log(f"model: {params / 1e6:.1f}M parameters; data: {rows} rows")
@@ -249,10 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     log(f"SFT: {tok_s:,.0f} tokens/s after warm-up; attention {hp['attn_implementation_used']}, "
         f"loss {hp['cross_entropy_used']}; MFU {mfu if mfu is None else f'{mfu:.1%}'}; loss "
         f"{df['loss'].iloc[0]:.3f} -> {df['loss'].iloc[-1]:.3f}; peak {train_mem} MB")
+    return {"params_m": round(params / 1e6, 1), "labelled_share": round(labelled, 4),
+            "sft_tokens_per_s": round(tok_s, 1),
+            "sft_mfu": None if mfu is None else round(mfu, 4),
+            "sft_attention": hp["attn_implementation_used"],
+            "sft_cross_entropy": hp["cross_entropy_used"], "sft_peak_mem_mb": train_mem,
+            "sft_steps": steps, "sft_tokens_per_step": budget}
 
-    # --- 2. generation ------------------------------------------------------------------------
+
+def generation_part(args, work: Path, gpu: bool) -> dict:
+    """Part 2 (and 3, generation memory): the trained student through transformers and vLLM."""
+    import numpy as np
+    import torch
+
+    n_prompts = args.prompts or (8 if args.smoke else 256)
+    new_tokens = args.new_tokens or (16 if args.smoke else 256)
     rng = np.random.default_rng(1)
-    prompts = [[{"role": "user", "content": "continue " + progression(rng, 8, words)}]
+    prompts = [[{"role": "user", "content": "continue " + progression(rng, 8, WORDS)}]
                for _ in range(n_prompts)]
     sampling = {"temperature": 0.7, "top_p": 0.95, "max_new_tokens": new_tokens, "seed": 0}
     results: dict = {}
@@ -301,18 +295,70 @@ def main(argv: list[str] | None = None) -> int:
                if "tokens_per_s" in vl and "tokens_per_s" in hf else None)
     for r in results.values():
         r.pop("greedy", None)
-    print(json.dumps({
-        "benchmark": "bench_gpu", "device": device, "smoke": args.smoke,
-        "params_m": round(params / 1e6, 1), "bf16_peak_tflops": peak,
-        "labelled_share": round(labelled, 4),
-        "sft_tokens_per_s": round(tok_s, 1), "sft_mfu": None if mfu is None else round(mfu, 4),
-        "sft_attention": hp["attn_implementation_used"],
-        "sft_cross_entropy": hp["cross_entropy_used"], "sft_peak_mem_mb": train_mem,
-        "sft_steps": steps, "sft_tokens_per_step": budget,
-        "gen_transformers": hf, "gen_vllm": vl, "vllm_speedup": speedup,
-        "greedy_identical": same, "greedy_first_diff": first_diff,
-        "work_dir": str(work) if args.keep else None,
-    }, default=str))
+    return {"gen_transformers": hf, "gen_vllm": vl, "vllm_speedup": speedup,
+            "greedy_identical": same, "greedy_first_diff": first_diff}
+
+
+def refill_part(args, work: Path, gpu: bool) -> dict:
+    """Part 4: issue 21's refill figures on this device (`bench_longctx.refill_speedup`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_longctx import refill_speedup
+
+    prompts = args.refill_prompts or (24 if args.smoke else 64)
+    repeats = args.refill_repeats or (1 if args.smoke else 3)
+    max_new = 64 if args.smoke else 512
+    log(f"refill: {prompts} prompts, batch 16, up to {max_new} new tokens, {repeats} repeats")
+    return refill_speedup(work / "refill", prompts, 16, min(128, max_new // 2), max_new,
+                          repeats, "cuda" if gpu else "cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny model, CPU allowed (checks the "
+                    "script; the figures mean nothing)")
+    ap.add_argument("--steps", type=int, default=None, help="SFT optimizer steps")
+    ap.add_argument("--tokens-per-batch", type=int, default=None, help="micro-batch token budget")
+    ap.add_argument("--prompts", type=int, default=None, help="generation prompts")
+    ap.add_argument("--new-tokens", type=int, default=None, help="tokens generated per prompt")
+    ap.add_argument("--keep", default=None, help="keep the model and data in this directory")
+    ap.add_argument("--parts", default="sft,gen,refill",
+                    help="which parts: sft, gen (needs sft), refill")
+    ap.add_argument("--refill-prompts", type=int, default=None,
+                    help="prompts of the refill part (default 64; 24 with --smoke)")
+    ap.add_argument("--refill-repeats", type=int, default=None,
+                    help="interleaved repeats of the refill part (default 3; 1 with --smoke)")
+    args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if parts - {"sft", "gen", "refill"} or ("gen" in parts and "sft" not in parts):
+        ap.error(f"--parts {args.parts}: choose from sft, gen, refill (gen needs sft)")
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    if not gpu and not args.smoke:
+        print("bench_gpu: no CUDA GPU visible (torch.cuda.is_available() is False); this "
+              "benchmark measures GPU training and generation. On a GPU machine install a CUDA "
+              "torch (make install TORCH=...) and, for the vLLM half, pip install -e '.[vllm]'; "
+              "--smoke runs it at toy size on the CPU.", flush=True)
+        print(json.dumps({"benchmark": "bench_gpu", "gpu": None, "skipped": "no GPU"}))
+        return 2
+    shape = SMOKE if args.smoke else QWEN05B
+    device = torch.cuda.get_device_name(0) if gpu else "cpu"
+    peak = peak_tflops(device) if gpu else None
+    log(f"device {device}; bf16 peak {peak} TFLOP/s; shape {shape['hidden_size']} x "
+        f"{shape['num_hidden_layers']} layers, vocab {shape['vocab_size']}")
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_gpu."))
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict = {"benchmark": "bench_gpu", "device": device, "smoke": args.smoke,
+                    "bf16_peak_tflops": peak}
+    if "sft" in parts:
+        result.update(sft_part(args, work, shape, gpu, peak))
+    if "gen" in parts:
+        result.update(generation_part(args, work, gpu))
+    if "refill" in parts:
+        result["refill"] = refill_part(args, work, gpu)
+    result["work_dir"] = str(work) if args.keep else None
+    print(json.dumps(result, default=str))
     return 0
 
 
