@@ -95,7 +95,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_viewer.py
 	$(BIN)/python benchmarks/bench_demo.py
 
-## make bench-gpu: SFT MFU and transformers-vs-vLLM generation of a 0.5B student (one GPU, ~8 min)
+## make bench-gpu: SFT MFU and transformers-vs-vLLM generation of a 0.5B student, batch refill (one GPU, ~9 min)
 bench-gpu: install
 	$(BIN)/python benchmarks/bench_gpu.py
 

@@ -29,7 +29,7 @@ initialised Qwen2.5-0.5B-shaped student, through the project's own code paths.
 
 The data is synthetic and learnable (each assistant turn continues an arithmetic progression of
 word tokens), so that a few dozen steps make greedy decoding confident enough for the spot check.
-Sizes keep the whole run within ~8 minutes on one H100/H200; progress is printed as it goes and
+Sizes keep the whole run within ~9 minutes on one H100/H200; progress is printed as it goes and
 the last line is one JSON object. Without a GPU it says so and exits with status 2.
 """
 

@@ -405,6 +405,7 @@ def eval_spec(model, bench):
         "sampling": ev["sampling"],
         "budgets": ev.get("budgets", []) if runs_budgets(model) else [],
         "batch_size": ev.get("batch_size", 32),
+        "refill": ev.get("refill", "auto"),
         "checker": ev.get("checker", {}),
         "prompt": ev.get("prompt"),
         "answer_extraction": bench_spec.get(
@@ -480,6 +481,7 @@ def generate_spec(model, gset):
         "set": {"name": gset, **gset_spec},
         "sampling": gen.get("sampling") or config["evaluation"]["sampling"],
         "batch_size": gen.get("batch_size", config["evaluation"].get("batch_size", 32)),
+        "refill": gen.get("refill", config["evaluation"].get("refill", "auto")),
     }
 
 

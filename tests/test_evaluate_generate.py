@@ -75,6 +75,38 @@ def test_local_model_with_budgets(tmp_path, bench, tiny, capsys):
     pd.testing.assert_frame_equal(read_table(again, "generations")[cols], table[cols])
 
 
+@pytest.mark.parametrize("refill,want", [("auto", None), (True, True), (False, False)])
+def test_refill_reaches_the_transformers_backend_and_changes_no_sample(
+        tmp_path, bench, tiny, capsys, monkeypatch, refill, want):
+    """`refill` is how the batch runs (operational in the workflow): the spec's value reaches the
+    generator, and the generations are the ones fixed batches give."""
+    import inspect
+
+    from longthought.evaluate.hf_backend import TransformersGenerator
+
+    seen = []
+    original = TransformersGenerator.generate_budgets
+
+    def spy(self, *args, **kwargs):
+        seen.append(inspect.signature(original).bind(self, *args, **kwargs).arguments.get(
+            "refill"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TransformersGenerator, "generate_budgets", spy)
+    spec = {"model": {"name": "tiny@init", "kind": "local", "path": str(tiny),
+                      "backend": "transformers"},
+            "sampling": {**SAMPLING, "n": 3}, "budgets": [4], "batch_size": 2,
+            "checker": {"timeout_s": 5, "workers": 1}, "benchmark": "heldout"}
+    tables = []
+    for value in ("auto" if refill is False else False, refill):
+        code, out = run(tmp_path, {**spec, "refill": value}, bench,
+                        out=tmp_path / f"{value}.parquet")
+        assert code == 0, capsys.readouterr().err
+        tables.append(read_table(out, "generations").drop(columns=["latency_s"]))
+    assert seen[-1] is want
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
 @pytest.mark.parametrize("spec,match", [
     ({"sampling": SAMPLING}, "'model' must be an object"),
     ({"model": {"kind": "local", "path": "x"}, "sampling": SAMPLING, "budgets": [0]},
@@ -87,6 +119,8 @@ def test_local_model_with_budgets(tmp_path, bench, tiny, capsys):
      "unknown key"),
     ({"model": {"kind": "local", "path": "x"}, "sampling": {**SAMPLING, "n": 0}},
      "sampling.n"),
+    ({"model": {"kind": "local", "path": "x"}, "sampling": SAMPLING, "refill": "yes"},
+     "refill must be auto, true or false"),
 ])
 def test_bad_spec_is_one_clear_line(tmp_path, bench, capsys, spec, match):
     code, out = run(tmp_path, spec, bench)

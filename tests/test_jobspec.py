@@ -38,6 +38,11 @@ def test_teacher_content_keeps_what_decides_the_answers():
     assert jobspec.teacher_content(batch) == got
     local = jobspec.teacher_content({**TEACHER, "mode": "local"})
     assert local["mode"] == "local"
+    # how a local teacher's GPU job batches its requests does not decide its answers
+    run_as = {"batch_size": 64, "chunk_size": 8, "gpu_memory_utilization": 0.5, "refill": True}
+    local_opts = jobspec.teacher_content({**TEACHER, "mode": "local",
+                                          "local": {"dtype": "bf16", **run_as}})
+    assert local_opts["local"] == {"dtype": "bf16"}
     escalated = jobspec.teacher_content({**TEACHER, "escalate_max_tokens": [4096]})
     assert escalated["escalate_max_tokens"] == [4096]  # it changes what the table holds
 
@@ -48,10 +53,11 @@ def test_teacher_content_keeps_what_decides_the_answers():
      {"task": {"pool": "p"}, "teacher": jobspec.teacher_content(TEACHER),
       "prompt": {"user": "{problem}"}}),
     ("generate", {"model": {"kind": "api", "teacher": TEACHER}, "batch_size": 256,
-                  "checker": {"timeout_s": 5, "workers": 2}, "sampling": {"n": 4}},
+                  "refill": True, "checker": {"timeout_s": 5, "workers": 2}, "sampling": {"n": 4}},
      {"model": {"kind": "api", "teacher": jobspec.teacher_content(TEACHER)},
       "checker": {"timeout_s": 5}, "sampling": {"n": 4}}),
-    ("generalize", {"qa": {"batch_size": 8, "model": {"kind": "api", "teacher": TEACHER}}},
+    ("generalize", {"qa": {"batch_size": 8, "refill": "auto",
+                           "model": {"kind": "api", "teacher": TEACHER}}},
      {"qa": {"model": {"kind": "api", "teacher": jobspec.teacher_content(TEACHER)}}}),
     ("judge", {"qa": {"judge": TEACHER, "checker": {"workers": 2}, "model": {"name": "m"}}},
      {"qa": {"judge": jobspec.teacher_content(TEACHER), "checker": {}, "model": {"name": "m"}}}),

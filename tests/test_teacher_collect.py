@@ -287,11 +287,13 @@ def test_bad_input_is_a_clear_error(tmp_path, monkeypatch):
     assert not list(Path(tmp_path).glob("*.sqlite-journal"))
 
 
-def test_the_collector_does_not_import_the_table_stack():
+@pytest.mark.parametrize("module", ["longthought.teacher.collect", "longthought.teacher.local"])
+def test_the_collector_does_not_import_the_table_stack(module):
     """A collection holds every request of a run; pandas and pandera (~90 MB resident, pulled in
-    once through a chmod helper) have no place in that process."""
+    once through a chmod helper, later through the evaluate package's own imports) have no place
+    in that process."""
     heavy = ("pandas", "pandera", "pyarrow", "torch", "transformers", "duckdb")
-    code = ("import sys, longthought.teacher.collect; "
+    code = (f"import sys, {module}; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

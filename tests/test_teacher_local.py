@@ -173,6 +173,27 @@ def test_reasoning_is_captured_inline_or_as_a_field(tiny):
     assert split_thought("no thought", "<think>", "</think>") == (None, "no thought")
     with pytest.raises(ValueError, match="local: unknown key.*chunk"):
         LocalTransport({"mode": "local", "model": "m", "local": {"chunk": 3}})
+    with pytest.raises(ValueError, match="local.refill must be auto, true or false"):
+        LocalTransport({"mode": "local", "model": "m", "local": {"refill": "yes"}})
+
+
+@pytest.mark.parametrize("refill,want", [(None, None), ("auto", None), (True, True)])
+def test_local_refill_reaches_the_generation_backend(tiny, monkeypatch, refill, want):
+    import longthought.evaluate.backends as backends
+
+    seen = []
+
+    def spy(spec, prompts, sampling, n, **kwargs):
+        seen.append(kwargs)
+        return [[Output(text="x", output_tokens=1, thinking_tokens=None, finish_reason="stop",
+                        latency_s=0.0)] for _ in prompts]
+
+    monkeypatch.setattr(backends, "generate_texts", spy)
+    opts = {} if refill is None else {"refill": refill}
+    job = Job("k" * 64, {"model": "m", "messages": [{"role": "user", "content": "1+1"}]}, 0, 5,
+              5, 0.0)
+    LocalTransport(local_teacher(tiny, batch_size=3, **opts))._generate([job], {})
+    assert seen == [{"batch_size": 3, "refill": want}]
 
 
 def test_local_teacher_in_process_through_run_requests(tmp_path, tiny):

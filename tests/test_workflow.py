@@ -180,9 +180,9 @@ OPERATIONAL_KNOBS = [
     ("tasks", {"tasks": {"distill-arith": {"allow_partial": False}}}),
     ("students", {"students": {"tiny": {"checkpoint_every": 50}}}),
     ("students", {"students": {"tiny": {"resources": {"mem_mb": 16000, "runtime": 120}}}}),
-    ("evaluation", {"evaluation": {"batch_size": 7, "checker": {"workers": 1}}}),
+    ("evaluation", {"evaluation": {"batch_size": 7, "refill": True, "checker": {"workers": 1}}}),
     ("evaluation", {"evaluation": {"resources": {"runtime": 90}}}),
-    ("generalization", {"generalization": {"batch_size": 3}}),
+    ("generalization", {"generalization": {"batch_size": 3, "refill": False}}),
     # prompts, datasets, report, tti: every key there decides what a job writes
 ]
 # A set's `description` changes no table, but the TTI self-score cites it.
@@ -307,9 +307,10 @@ def test_two_replicates_run_and_aggregate(run_dir, replicates_run, tmp_path):
 
 @pytest.mark.slow
 def test_evaluation_batch_size_does_not_change_generations(run_dir, tmp_path):
-    """Why `evaluation.batch_size` is operational: each sample has its own seed and its own
-    random numbers, so the verb writes the same generations at any batch size (one thread: the
-    float sums of a padded batch may differ in the last bits across thread counts)."""
+    """Why `evaluation.batch_size` and `refill` are operational: each sample has its own seed
+    and its own random numbers, so the verb writes the same generations at any batch size, with
+    or without refilling the batch (one thread: the float sums of a padded batch may differ in
+    the last bits across thread counts)."""
     import torch
 
     from longthought.evaluate.run import run_generate
@@ -324,8 +325,9 @@ def test_evaluation_batch_size_does_not_change_generations(run_dir, tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tables = [run_generate("tiny", {**spec, "batch_size": b}, bench,
-                               str(tmp_path / f"b{b}.parquet"), None) for b in (1, 5, 256)]
+        tables = [run_generate("tiny", {**spec, "batch_size": b, "refill": refill}, bench,
+                               str(tmp_path / f"b{b}-{refill}.parquet"), None)
+                  for b, refill in ((1, False), (5, False), (256, False), (5, True))]
     finally:
         torch.set_num_threads(threads)
     volatile = [c for c in tables[0].columns if "latency" in c or c.endswith("_s")]

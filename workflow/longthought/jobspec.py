@@ -32,7 +32,7 @@ TEACHER_OPERATIONAL = ("limits", "pricing", "budget_usd", "api_key_env", "resour
 SAME_ENDPOINT_MODES = ("online", "batch")
 # A mode: local teacher's settings that change how its GPU job runs, not what it answers (each
 # request samples with its own seed; the cache keys ignore them too).
-LOCAL_OPERATIONAL = ("batch_size", "chunk_size", "gpu_memory_utilization")
+LOCAL_OPERATIONAL = ("batch_size", "chunk_size", "gpu_memory_utilization", "refill")
 # The sim server's settings that change what it answers; everything else in `sim:` (latency,
 # server-side rate limits, injected faults) is operational. The request cache keys the sim by
 # these same keys (teacher.records.SIM_CONTENT_KEYS; a test keeps the two lists equal).
@@ -53,11 +53,12 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     "init_student": ("snapshot_dir",),
     # `evaluation`: how the evaluation prompts the student (the data preview's check only)
     "train": ("resources", "checkpoint_every", "snapshot_dir", "evaluation"),
-    # batch_size: each sample has its own seed and random numbers, so batching does not change
-    # results (tests/test_workflow.py proves it on the verb); checker.workers: processes
-    "generate": ("batch_size", "checker.workers", "teacher:model.teacher"),
+    # batch_size, refill: each sample has its own seed and random numbers, so how samples are
+    # batched does not change results (tests/test_workflow.py proves it on the verb);
+    # checker.workers: processes
+    "generate": ("batch_size", "refill", "checker.workers", "teacher:model.teacher"),
     # the job spec of `generalize` maps each set to its spec ("*": every set)
-    "generalize": ("*.batch_size", "teacher:*.model.teacher"),
+    "generalize": ("*.batch_size", "*.refill", "teacher:*.model.teacher"),
     # judging a model's generalization answers (a local rule): the judge is an endpoint
     "judge": ("*.checker.workers", "teacher:*.judge"),
     # the report's input file lists: Snakemake's input trigger already covers them
@@ -69,8 +70,8 @@ OPERATIONAL: dict[str, tuple[str, ...]] = {
     "config": ("cache_dir", "seed", "testing", "teacher:teachers.*", "tasks.*.allow_partial",
                "students.*.resources",
                "students.*.checkpoint_every", "students.*.snapshot_dir", "evaluation.batch_size",
-               "evaluation.checker.workers", "evaluation.resources",
-               "generalization.batch_size"),
+               "evaluation.refill", "evaluation.checker.workers", "evaluation.resources",
+               "generalization.batch_size", "generalization.refill"),
 }
 
 

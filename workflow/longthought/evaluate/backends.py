@@ -5,6 +5,8 @@ Model specs (docs/architecture.md):
 - `{"kind": "local", "path": DIR_OR_HUB_ID, "backend": "transformers"}`: CPU or GPU, batched,
   seeded per sample so the same config and seed give identical outputs regardless of batching
   (see `sampling`). Optional keys: `device`, `dtype` (fp32/bf16/fp16), `attn_implementation`.
+  `refill` (an argument, not a spec key: how the batch runs, not what it answers): finished
+  samples make room for waiting prompts (continuous batching); `None` = on a GPU only.
 - `{"kind": "local", ..., "backend": "vllm"}`: GPU; optional `tensor_parallel_size`, `dtype`,
   `max_model_len`, `gpu_memory_utilization`. vLLM is imported only when used.
 - `{"kind": "api", "teacher": {...}}`: an OpenAI-compatible endpoint through the same client,
@@ -26,9 +28,20 @@ import time
 from longthought.evaluate.forcing import BudgetForcing, validate_budget
 from longthought.evaluate.outputs import Output
 
-__all__ = ["Output", "generate_budget_texts", "generate_texts", "validate_sampling"]
+__all__ = ["Output", "generate_budget_texts", "generate_texts", "validate_refill",
+           "validate_sampling"]
 
 LOCAL_KINDS = ("local", "hf")
+
+
+def validate_refill(value, where: str = "refill") -> bool | None:
+    """`auto` (or absent) -> None (refill on a GPU only), true/false -> that; else an error
+    naming `where`. Refill changes how a batch runs, never a sample's random numbers."""
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"{where} must be auto, true or false (got {value!r})")
 
 
 def validate_sampling(sampling: dict) -> dict:
@@ -59,22 +72,25 @@ def validate_sampling(sampling: dict) -> dict:
 def generate_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, n: int,
                    budget: int | None = None, *, batch_size: int = 16,
                    cache_dir: str | None = None,
-                   forcing: BudgetForcing | dict | None = None) -> list[list[Output]]:
+                   forcing: BudgetForcing | dict | None = None,
+                   refill: bool | None = None) -> list[list[Output]]:
     """`n` outputs for each chat prompt (a list of {"role", "content"} messages).
 
     Returns one list of n `Output`s per prompt, in prompt order. `budget` caps thinking tokens
     (local backends). `cache_dir` is the API request cache. `forcing` configures the
-    end-of-thinking marker and the forced-answer suffix.
+    end-of-thinking marker and the forced-answer suffix. `refill`: continuous batching on the
+    transformers backend (None: on a GPU only; vLLM always batches continuously).
     """
     return generate_budget_texts(model_spec, prompts, sampling, n, [budget],
                                  batch_size=batch_size, cache_dir=cache_dir,
-                                 forcing=forcing)[budget][0]
+                                 forcing=forcing, refill=refill)[budget][0]
 
 
 def generate_budget_texts(model_spec: dict, prompts: list[list[dict]], sampling: dict, n: int,
                           budgets: list[int | None], *, batch_size: int = 16,
                           cache_dir: str | None = None,
-                          forcing: BudgetForcing | dict | None = None
+                          forcing: BudgetForcing | dict | None = None,
+                          refill: bool | None = None
                           ) -> dict[int | None, tuple[list[list[Output]], float]]:
     """{budget: (outputs as `generate_texts` gives them, seconds spent)} for each budget
     (None = uncapped). On the transformers backend the budgets share the decoded prefix, and
@@ -111,7 +127,8 @@ def generate_budget_texts(model_spec: dict, prompts: list[list[dict]], sampling:
 
             gen = load_generator(path, model_spec.get("device"), model_spec.get("dtype"),
                                  model_spec.get("attn_implementation"))
-            return gen.generate_budgets(prompts, sampling, n, budgets, forcing, batch_size)
+            return gen.generate_budgets(prompts, sampling, n, budgets, forcing, batch_size,
+                                        refill)
         if backend == "vllm":
             from longthought.evaluate.vllm_backend import generate_vllm
 

@@ -12,8 +12,8 @@ token and thinking counts, and a batch that stays full:
   and fewer live rows. It is on by default on a GPU, where a decode step costs the read of the
   weights whatever the number of rows, so halving the steps (benchmarks/bench_longctx.py) halves
   the time. On the CPU a step's cost grows with its rows: with the demo-sized model refill cut
-  the steps 1.7x (64 prompts) and 2.4x (256) but the time only 1.09-1.17x and 1.36-1.38x, so
-  there fixed batches (finished rows still leave) stay the default.
+  the steps 1.7x (64 prompts) and 2.4x (256) but the time only 1.09-1.27x and 1.36-1.38x, so
+  there fixed batches (finished rows still leave) stay the default (`evaluation.refill`).
 - **An in-place KV cache** (`kvcache.GrowingCache`): a step writes its column into a buffer with
   spare room instead of copying every layer's cache, as `DynamicCache` does.
 - **Ragged decode attention** (`ragged`, for sdpa): with refill a young row is padded to the

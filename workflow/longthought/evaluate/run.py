@@ -18,14 +18,19 @@ from pathlib import Path
 import pandas as pd
 
 from longthought.answers.checker import DEFAULT_EXTRACTION, check_extraction
-from longthought.evaluate.backends import LOCAL_KINDS, generate_budget_texts, validate_sampling
+from longthought.evaluate.backends import (
+    LOCAL_KINDS,
+    generate_budget_texts,
+    validate_refill,
+    validate_sampling,
+)
 from longthought.evaluate.forcing import BudgetForcing, validate_budget
 from longthought.evaluate.outputs import Output
 from longthought.evaluate.provenance import model_files, run_record
 from longthought.io import file_sha256, read_table, write_json, write_table
 
 SPEC_KEYS = {"model", "benchmark", "sampling", "budgets", "batch_size", "checker", "prompt",
-             "budget_forcing", "answer_extraction"}
+             "budget_forcing", "answer_extraction", "refill"}
 DEFAULT_PROMPT = "{problem}"
 
 
@@ -59,6 +64,7 @@ def _check_spec(spec: dict) -> None:
     batch = spec.get("batch_size", 16)
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"generate --spec: batch_size must be an integer >= 1 (got {batch!r})")
+    validate_refill(spec.get("refill"), "generate --spec: refill")
 
 
 def build_messages(problem: str, template: str | None, system: str | None) -> list[dict]:
@@ -107,7 +113,8 @@ def run_generate(model: str, spec: dict, bench_path: str, out_path: str,
     # one call for every budget: on the transformers backend they share the decoded prefix
     generated = generate_budget_texts(model_spec, messages, sampling, n, budgets,
                                       batch_size=int(spec.get("batch_size", 16)),
-                                      cache_dir=cache_dir, forcing=forcing)
+                                      cache_dir=cache_dir, forcing=forcing,
+                                      refill=validate_refill(spec.get("refill")))
     for budget in dict.fromkeys(budgets):
         outputs, gen_s = generated[budget]
         t0 = time.perf_counter()

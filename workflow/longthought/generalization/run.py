@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from longthought.evaluate.backends import validate_refill
 from longthought.generalization.aggregate import aggregate
 from longthought.generalization.human import human_rows, read_scores
 from longthought.generalization.items import COLUMNS as ITEM_COLUMNS
@@ -52,11 +53,10 @@ def _check_spec(spec: dict, model: str | None, gset: str | None) -> tuple[dict, 
 
 
 def _generate(model_spec: dict, prompts: list[list[dict]], sampling: dict, n: int,
-              cache_dir: str | None, batch_size: int) -> list[list]:
+              cache_dir: str | None, batch: dict) -> list[list]:
     from longthought.evaluate.backends import generate_texts
 
-    return generate_texts(model_spec, prompts, sampling, n, batch_size=batch_size,
-                          cache_dir=cache_dir)
+    return generate_texts(model_spec, prompts, sampling, n, cache_dir=cache_dir, **batch)
 
 
 def _human(set_spec: dict, model: str, items: pd.DataFrame, category: str) -> pd.DataFrame | None:
@@ -94,7 +94,8 @@ def generate_responses(spec: dict, responses_out: str, cache_dir: str | None,
     gen_sampling = {k: v for k, v in sampling.items() if k not in _NOT_SAMPLING}
     items = load_set(set_spec, system=sampling.get("system"))
     log.info("%s on %s: %d items x %d samples", name, bench, len(items), n)
-    batch = int(spec.get("batch_size") or 32)
+    batch = {"batch_size": int(spec.get("batch_size") or 32),
+             "refill": validate_refill(spec.get("refill"), "--spec: refill")}
     prompts = [json.loads(m) for m in items["messages"]]
     outputs = _generate(model_spec, prompts, gen_sampling, n, cache_dir, batch)
     control = None

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from longthought.evaluate.backends import validate_refill
 from longthought.teacher.records import Job
 from longthought.teacher.responses import MalformedResponse, parse_completion
 from longthought.teacher.tokens import count_prompt_tokens
@@ -35,7 +36,7 @@ SAMPLING_KEYS = {"model", "messages", "temperature", "top_p", "max_tokens",
                  "max_completion_tokens", "seed"}
 LOCAL_KEYS = {"backend", "tensor_parallel_size", "dtype", "max_model_len",
               "gpu_memory_utilization", "device", "attn_implementation", "batch_size",
-              "chunk_size", "reasoning", "think_open", "think_close", "revision"}
+              "chunk_size", "reasoning", "think_open", "think_close", "revision", "refill"}
 DEFAULT_MAX_TOKENS = 4096
 
 
@@ -49,6 +50,7 @@ def local_options(teacher_spec: dict[str, Any]) -> dict[str, Any]:
     if opts.get("reasoning", "inline") not in ("inline", "field"):
         raise ValueError(f"teacher {teacher_spec.get('model')!r}: local.reasoning must be "
                          f"inline or field, got {opts.get('reasoning')!r}")
+    validate_refill(opts.get("refill"), f"teacher {teacher_spec.get('model')!r}: local.refill")
     return opts
 
 
@@ -143,7 +145,8 @@ class LocalTransport:
 
         prompts = [job.body["messages"] for job in part]
         outs = generate_texts(self.model_spec(), prompts, sampling, 1,
-                              batch_size=int(self.opts.get("batch_size") or 16))
+                              batch_size=int(self.opts.get("batch_size") or 16),
+                              refill=validate_refill(self.opts.get("refill")))
         return [o[0] for o in outs]
 
     def completion(self, job: Job, out: Any) -> dict[str, Any]:
