@@ -75,11 +75,20 @@ def test_local_model_with_budgets(tmp_path, bench, tiny, capsys):
     pd.testing.assert_frame_equal(read_table(again, "generations")[cols], table[cols])
 
 
+@pytest.fixture(scope="module")
+def stopper(tmp_path_factory):
+    """A tiny model whose samples end after ~6 tokens (geometric lengths): rows finish at
+    different steps, so a refilled batch runs another schedule than fixed batches."""
+    return build_tiny_chat_model(tmp_path_factory.mktemp("stopper") / "model", mean_length=6,
+                                 tie_embeddings=False)
+
+
 @pytest.mark.parametrize("refill,want", [("auto", None), (True, True), (False, False)])
 def test_refill_reaches_the_transformers_backend_and_changes_no_sample(
-        tmp_path, bench, tiny, capsys, monkeypatch, refill, want):
+        tmp_path, bench, stopper, capsys, monkeypatch, refill, want):
     """`refill` is how the batch runs (operational in the workflow): the spec's value reaches the
-    generator, and the generations are the ones fixed batches give."""
+    generator, which then runs fewer batched steps, and the generations are the ones fixed
+    batches give (the property itself: test_evaluate_backends, refill == fixed == sequential)."""
     import inspect
 
     from longthought.evaluate.hf_backend import TransformersGenerator
@@ -88,23 +97,29 @@ def test_refill_reaches_the_transformers_backend_and_changes_no_sample(
     original = TransformersGenerator.generate_budgets
 
     def spy(self, *args, **kwargs):
-        seen.append(inspect.signature(original).bind(self, *args, **kwargs).arguments.get(
-            "refill"))
-        return original(self, *args, **kwargs)
+        before = self.stats["decode_steps"]
+        out = original(self, *args, **kwargs)
+        seen.append((inspect.signature(original).bind(self, *args, **kwargs).arguments.get(
+            "refill"), self.stats["decode_steps"] - before))
+        return out
 
     monkeypatch.setattr(TransformersGenerator, "generate_budgets", spy)
-    spec = {"model": {"name": "tiny@init", "kind": "local", "path": str(tiny),
+    spec = {"model": {"name": "tiny@init", "kind": "local", "path": str(stopper),
                       "backend": "transformers"},
-            "sampling": {**SAMPLING, "n": 3}, "budgets": [4], "batch_size": 2,
+            "sampling": {**SAMPLING, "n": 4, "max_new_tokens": 24}, "batch_size": 4,
             "checker": {"timeout_s": 5, "workers": 1}, "benchmark": "heldout"}
     tables = []
-    for value in ("auto" if refill is False else False, refill):
+    for value in (False, True, refill):
         code, out = run(tmp_path, {**spec, "refill": value}, bench,
-                        out=tmp_path / f"{value}.parquet")
+                        out=tmp_path / f"{value}-{len(tables)}.parquet")
         assert code == 0, capsys.readouterr().err
         tables.append(read_table(out, "generations").drop(columns=["latency_s"]))
-    assert seen[-1] is want
+    (_, fixed_steps), (_, refill_steps), (got, _) = seen
+    assert got is want
+    assert refill_steps < fixed_steps  # the value did change how the batch ran
+    assert tables[0]["output_tokens"].nunique() > 3  # samples of many lengths
     pd.testing.assert_frame_equal(tables[0], tables[1])
+    pd.testing.assert_frame_equal(tables[0], tables[2])
 
 
 @pytest.mark.parametrize("spec,match", [

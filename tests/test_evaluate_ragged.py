@@ -28,6 +28,9 @@ def test_runs_of_similar_rows_get_their_own_width():
 def test_no_plan_where_there_is_little_padding_to_save():
     assert plan_chunks([300] * 16, 300) is None  # rows that started together
     assert plan_chunks([300, 290, 10], 300) is None  # 290 columns saved: one call is cheaper
+    # 1,200 columns saved, but of 76,800: a few young rows in a big batch are not worth a split
+    assert plan_chunks([300] * 250 + [100] * 6, 300) is None
+    assert plan_chunks([300] * 200 + [100] * 56, 300) is not None  # 11,200 of 76,800
 
 
 def test_every_row_is_in_one_run_wide_enough_for_it():

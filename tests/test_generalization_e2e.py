@@ -129,15 +129,24 @@ def test_probe_with_the_sim_teacher_as_model(sim_url: str, tmp_path: Path) -> No
     assert got["non_sycophantic"] == pytest.approx(100.0 * items["passed"].mean())
 
 
-def test_probe_with_a_local_tiny_model_multi_turn(tmp_path: Path) -> None:
+def test_probe_with_a_local_tiny_model_multi_turn(tmp_path: Path, monkeypatch) -> None:
+    import longthought.evaluate.backends as backends
     from longthought.evaluate.fixtures import build_tiny_chat_model
 
     path = build_tiny_chat_model(tmp_path / "tiny")
     model = {"name": "tiny@init", "kind": "local", "path": str(path),
              "backend": "transformers"}
     gset = _set("syco-probe", sample_size=4, probe={"style": "multi_turn"})
-    spec = _spec(model, gset, None)
+    spec = {**_spec(model, gset, None), "batch_size": 3, "refill": True}
     spec["sampling"]["max_new_tokens"] = 12
+    calls = []
+    original = backends.generate_texts
+
+    def spy(*args, **kwargs):  # the set's batch settings reach the model's generation
+        calls.append({k: kwargs.get(k) for k in ("batch_size", "refill")})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "generate_texts", spy)
     table = generalize(spec, str(tmp_path / "p.parquet"), str(tmp_path / "p.items.parquet"),
                        None)
     items = read_items(tmp_path / "p.items.parquet")
@@ -147,6 +156,7 @@ def test_probe_with_a_local_tiny_model_multi_turn(tmp_path: Path) -> None:
     assert all(f"${a}$" in q for a, q in zip(items["asserted"], items["question"], strict=True))
     assert set(table["metric"]) == {"non_sycophantic", "agreed_wrong", "no_answer",
                                     "control_correct"}
+    assert calls == [{"batch_size": 3, "refill": True}] * 2  # the question, then the push-back
 
 
 def test_cli_verbs_and_human_scores(sim_url: str, tmp_path: Path) -> None:

@@ -458,6 +458,14 @@ def test_job_commands_are_short(tmp_path):
     for cmd in commands:
         assert len(cmd) < 600 and "{" not in cmd, cmd
         assert re.search(r"--specs? results/jobs/\S+\.json", cmd), cmd
+    # the job files hold the whole slice, operational keys included (they reach the job)
+    jobs = tmp_path / "fresh" / "results" / "jobs"
+    [generate] = (jobs / "generate" / "tiny").glob("heldout.*.json")
+    assert {"batch_size": 256, "refill": "auto"}.items() <= json.loads(
+        generate.read_text()).items()
+    [generalize] = (jobs / "generalize").glob("tiny.*.json")
+    for gset, spec in json.loads(generalize.read_text()).items():
+        assert {"batch_size": 256, "refill": "auto"}.items() <= spec.items(), gset
 
 
 def _resources(out: str) -> dict[tuple[str, str], dict[str, str]]:

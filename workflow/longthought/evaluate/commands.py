@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spec", required=True, type=spec_arg,
                    help='a JSON file (or JSON text): {"model": <model spec>, "sampling": '
                         '{n, temperature, top_p, max_new_tokens, seed, system}, "budgets": '
-                        '[..], "batch_size": .., '
+                        '[..], "batch_size": .., "refill": auto|true|false, '
                         '"checker": {timeout_s, workers}, "prompt": "..{problem}..", '
                         '"benchmark": name, "budget_forcing": {marker, suffix, answer_tokens}}')
     p.add_argument("--bench", required=True, help="benchmark table (problems schema, parquet)")

@@ -118,7 +118,7 @@ def _set_options(p: argparse.ArgumentParser, files: dict[str, str]) -> None:
                         '<sets.SET + name>, "judge": <teacher config + name, or null>, '
                         '"judge_prompt": {system, user, letters} or null, "sampling": {n, '
                         'temperature, top_p, max_new_tokens, seed, system}, "batch_size": .., '
-                        '"checker": {timeout_s, workers}}')
+                        '"refill": auto|true|false, "checker": {timeout_s, workers}}')
     for name, text in files.items():
         p.add_argument(f"--{name}", action="append", default=[], help=text)
     p.add_argument("--specs", type=spec_arg, default=None,
