@@ -29,6 +29,10 @@ Four figures of issue 21 and one more, each from the package's own code:
   over its own trailing columns); `gen_speedup_refill_full_width`: refill with sdpa over the full
   padded width, as before ragged attention; `gen_speedup_ragged`: refill with ragged attention
   over refill without it (the two run back to back in each repeat).
+- `ragged_sweep` (`--parts ragged`, not run by default): refill with ragged attention at each
+  per-call cost of `--ragged-costs` (`evaluate.ragged.CALL_COST_BYTES`, KB a call and CPU thread:
+  an extra sdpa call must skip that many bytes of keys and values) against refill over the full
+  padded width, interleaved; the median ratio per setting. How the CPU default was chosen.
 - `kv_speedup_inplace` (`--parts kv`): `--kv-rows` samples decoded to `--kv-tokens` tokens each
   (end-of-sequence ignored) with the in-place KV cache (`evaluate.kvcache.GrowingCache`) over
   transformers' `DynamicCache`, which copies the whole cache at every step. Outputs are checked
@@ -337,6 +341,50 @@ def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
             "gen_s_refill": round(best["refill"], 2), "gen_s_fixed": round(best["fixed"], 2)}
 
 
+def ragged_cost_sweep(work: Path, prompts: int, batch: int, mean_length: int, max_new: int,
+                      repeats: int, costs_kb: list[int], device: str | None) -> dict:
+    """Refill with ragged attention at several per-call costs (`ragged.CALL_COST_BYTES`, KB a
+    call and thread on the CPU) against full-width refill, interleaved: the median ratio of
+    full-width time over each setting's (> 1: splitting paid)."""
+    import yaml
+
+    from longthought.evaluate import ragged
+    from longthought.evaluate.hf_backend import TransformersGenerator
+    from longthought.problems.procedural import generate
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    gen = TransformersGenerator(str(demo_sized_model(work / "sweep", mean_length=mean_length)),
+                                device=device)
+    rows = generate(config["pools"]["arith"]["families"], prompts, seed=11, split="heldout")
+    chats = [[{"role": "user", "content": r["problem"]}] for r in rows]
+    sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": max_new, "seed": 0}
+    gen.generate(chats[:2], {**sampling, "max_new_tokens": 8}, 1, batch_size=2)  # warm up
+    settings = [0, *costs_kb]  # 0: full width
+    walls: dict[int, list[float]] = {c: [] for c in settings}
+    attended: dict[int, float] = {}
+    saved = dict(ragged.CALL_COST_BYTES)
+    ragged_ok = gen.ragged
+    try:
+        for r in range(repeats):
+            for kb in (settings if r % 2 == 0 else settings[::-1]):
+                gen.ragged = ragged_ok and kb > 0
+                ragged.CALL_COST_BYTES = {k: kb * 1024 for k in saved}
+                gen.stats.update({k: 0 for k in gen.stats})
+                t0 = time.perf_counter()
+                gen.generate(chats, sampling, 1, batch_size=batch, refill=True)
+                walls[kb].append(time.perf_counter() - t0)
+                attended[kb] = gen.stats["attended_columns"] / max(1, gen.stats["padded_columns"])
+            print(f"ragged sweep, repeat {r}: " + ", ".join(
+                f"{kb or 'full'} {w[-1]:.1f} s" for kb, w in walls.items()), flush=True)
+    finally:
+        ragged.CALL_COST_BYTES, gen.ragged = saved, ragged_ok
+    full = np.array(walls[0])
+    return {"ragged_sweep": {
+        str(kb): {"speedup_over_full_width": round(float(np.median(full / np.array(walls[kb]))), 3),
+                  "attended_fraction": round(attended[kb], 3)} for kb in costs_kb},
+        "ragged_sweep_prompts": prompts, "ragged_sweep_batch": batch}
+
+
 # --- 5. in-place KV cache -----------------------------------------------------------------------
 def kv_speedup(work: Path, rows: int, tokens: int, repeats: int) -> dict:
     from transformers import DynamicCache
@@ -388,7 +436,11 @@ def main() -> None:
     ap.add_argument("--kv-tokens", type=int, default=4096)
     ap.add_argument("--device", default=None, help="generation device (default: cuda if any)")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--parts", default="loss,cv,resume,gen,kv")
+    ap.add_argument("--parts", default="loss,cv,resume,gen,kv",
+                    help="loss, cv, resume, gen, kv, and (not by default) ragged: refill with "
+                         "ragged attention at each of --ragged-costs against full width")
+    ap.add_argument("--ragged-costs", default="64,256,512,1024",
+                    help="KB a call and CPU thread (evaluate.ragged.CALL_COST_BYTES) to sweep")
     ap.add_argument("--loss-worker", choices=["before", "after"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loss_worker:
@@ -410,6 +462,10 @@ def main() -> None:
         if "gen" in parts:
             result.update(refill_speedup(work, args.prompts, args.batch, args.mean_length,
                                          args.max_new_tokens, args.repeats, args.device))
+        if "ragged" in parts:
+            result.update(ragged_cost_sweep(
+                work, args.prompts, args.batch, args.mean_length, args.max_new_tokens,
+                args.repeats, [int(c) for c in args.ragged_costs.split(",")], args.device))
         if "kv" in parts:
             result.update(kv_speedup(work, args.kv_rows, args.kv_tokens, args.repeats))
     print(json.dumps(result))

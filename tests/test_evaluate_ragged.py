@@ -33,6 +33,17 @@ def test_no_plan_where_there_is_little_padding_to_save():
     assert plan_chunks([300] * 200 + [100] * 56, 300) is not None  # 11,200 of 76,800
 
 
+def test_each_extra_call_must_skip_what_it_costs():
+    # 1,760 row-columns skipped with two calls beyond the first
+    assert plan_chunks([900, 400, 420, 100], 900, per_call=800) is not None
+    assert plan_chunks([900, 400, 420, 100], 900, per_call=1000) is None
+    # the demo's cache (2 KV heads x 32, fp32: 512 bytes a row-column): 64 KB a call per CPU
+    # thread; a GPU splits only where thousands of columns a row are padding
+    assert ragged.min_saved_per_call(512, "cpu", threads=1) == 128
+    assert ragged.min_saved_per_call(512, "cpu", threads=2) == 256
+    assert ragged.min_saved_per_call(512, "cuda") == 131072
+
+
 def test_every_row_is_in_one_run_wide_enough_for_it():
     rng = random.Random(0)
     for _ in range(200):
@@ -113,7 +124,8 @@ def test_ragged_attention_gives_the_logits_of_full_width_sdpa(path, monkeypatch,
 
 
 def test_refill_generation_runs_ragged_steps_and_samples_do_not_change(path, monkeypatch, spy):
-    monkeypatch.setattr(ragged, "MIN_SAVED_COLUMNS", 64)
+    # 64 row-columns a call for the test model (2 KV heads x 16, fp32: 256 bytes a row-column)
+    monkeypatch.setattr(ragged, "CALL_COST_BYTES", {"cpu": 64 * 256, "cuda": 64 * 256})
     gen = TransformersGenerator(str(path))
     assert gen.ragged and gen.model.config._attn_implementation == RAGGED
     real = gen._row_chunks

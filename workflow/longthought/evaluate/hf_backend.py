@@ -52,7 +52,7 @@ import torch
 from longthought.evaluate.forcing import BudgetForcing
 from longthought.evaluate.kvcache import GrowingCache
 from longthought.evaluate.outputs import Output
-from longthought.evaluate.ragged import RAGGED, plan_chunks
+from longthought.evaluate.ragged import RAGGED, min_saved_per_call, plan_chunks
 from longthought.evaluate.sampling import UniformStream, choose_tokens, sample_seed
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
@@ -137,6 +137,7 @@ class TransformersGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(path, **kwargs).to(self.device).eval()
         forward = inspect.signature(self.model.forward).parameters
         self.ragged = self._use_ragged_attention(forward.values())
+        self._kv_bytes = self._kv_bytes_per_column()
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"model {path}: its tokenizer has no chat template; evaluation "
                              f"formats prompts with the model's own chat template")
@@ -162,6 +163,16 @@ class TransformersGenerator:
             return False
         # some classes only warn and stay on sdpa: then nothing would be narrowed
         return getattr(self.model.config, "_attn_implementation", None) == RAGGED
+
+    def _kv_bytes_per_column(self) -> int:
+        """Bytes of keys and values one row and column of one layer's cache holds: what an
+        sdpa call that skips that column saves reading (ragged attention's break-even)."""
+        config = self.model.config
+        config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        heads = getattr(config, "num_attention_heads", 1) or 1
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        return 2 * kv_heads * head_dim * self.model.dtype.itemsize
 
     def _eos_ids(self) -> set[int]:
         """Tokenizer eos + generation_config eos + the chat template's end-of-turn token: a
@@ -407,7 +418,10 @@ class TransformersGenerator:
         self.stats["padded_columns"] += len(batch.rows) * width
         chunks = None
         if self.ragged:
-            chunks = plan_chunks([len(r.prompt_ids) + len(r.gen) for r in batch.rows], width)
+            per_call = min_saved_per_call(self._kv_bytes, self.device.type,
+                                          torch.get_num_threads())
+            chunks = plan_chunks([len(r.prompt_ids) + len(r.gen) for r in batch.rows], width,
+                                 per_call)
         if chunks is None:
             self.stats["attended_columns"] += len(batch.rows) * width
             return {}
