@@ -282,20 +282,29 @@ def demo_sized_model(path: Path, **kwargs) -> Path:
     return build_tiny_chat_model(path, **shape, tie_embeddings=False, **kwargs)
 
 
-def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
-                   max_new: int, repeats: int, device: str | None) -> dict:
+def refill_workload(path: Path, prompts: int, mean_length: int, max_new: int,
+                    device: str | None) -> tuple:
+    """(generator, chats, sampling) of the refill benchmarks: the demo-sized model whose outputs
+    end at a constant rate, `prompts` held-out demo problems, sampling at temperature 1; warmed
+    up."""
     import yaml
 
     from longthought.evaluate.hf_backend import TransformersGenerator
     from longthought.problems.procedural import generate
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    path = demo_sized_model(work / "gen", mean_length=mean_length)
-    gen = TransformersGenerator(str(path), device=device)
+    gen = TransformersGenerator(str(demo_sized_model(path, mean_length=mean_length)),
+                                device=device)
     rows = generate(config["pools"]["arith"]["families"], prompts, seed=11, split="heldout")
     chats = [[{"role": "user", "content": r["problem"]}] for r in rows]
     sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": max_new, "seed": 0}
     gen.generate(chats[:2], {**sampling, "max_new_tokens": 8}, 1, batch_size=2)  # warm up
+    return gen, chats, sampling
+
+
+def refill_speedup(work: Path, prompts: int, batch: int, mean_length: int,
+                   max_new: int, repeats: int, device: str | None) -> dict:
+    gen, chats, sampling = refill_workload(work / "gen", prompts, mean_length, max_new, device)
     walls: dict[str, list[float]] = {}
     outs: dict[str, list] = {}
     steps: dict[str, int] = {}
@@ -346,19 +355,9 @@ def ragged_cost_sweep(work: Path, prompts: int, batch: int, mean_length: int, ma
     """Refill with ragged attention at several per-call costs (`ragged.CALL_COST_BYTES`, KB a
     call and thread on the CPU) against full-width refill, interleaved: the median ratio of
     full-width time over each setting's (> 1: splitting paid)."""
-    import yaml
-
     from longthought.evaluate import ragged
-    from longthought.evaluate.hf_backend import TransformersGenerator
-    from longthought.problems.procedural import generate
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    gen = TransformersGenerator(str(demo_sized_model(work / "sweep", mean_length=mean_length)),
-                                device=device)
-    rows = generate(config["pools"]["arith"]["families"], prompts, seed=11, split="heldout")
-    chats = [[{"role": "user", "content": r["problem"]}] for r in rows]
-    sampling = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": max_new, "seed": 0}
-    gen.generate(chats[:2], {**sampling, "max_new_tokens": 8}, 1, batch_size=2)  # warm up
+    gen, chats, sampling = refill_workload(work / "sweep", prompts, mean_length, max_new, device)
     settings = [0, *costs_kb]  # 0: full width
     walls: dict[int, list[float]] = {c: [] for c in settings}
     attended: dict[int, float] = {}
